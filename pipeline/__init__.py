@@ -1,0 +1,156 @@
+"""dispatchline's core: requests, responses, streams, errors, the chain and its terminal.
+
+>>> from pipeline import Pipeline
+>>> pipe = Pipeline.default()
+>>> resp = pipe.completion("mock/echo", [{"role": "user", "content": "hi"}])
+
+The module also offers every endpoint over a lazily built default pipeline
+(``Pipeline.default()``): ``await pipeline.acompletion(...)``,
+``pipeline.completion(...)`` and so on.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from pipeline import errors
+from pipeline._chain import Handler, Middleware, bind
+from pipeline._dispatch import Dispatcher, ProviderStream, Result, UpstreamStatusError
+from pipeline._pipeline import Pipeline, Registry
+from pipeline._request import ENDPOINTS, Endpoint, Request
+from pipeline._resolve import AutoDetect, resolve_target
+from pipeline._responses import (
+    AnyResponse,
+    Attempt,
+    ChatChunk,
+    ChatResponse,
+    Choice,
+    ChunkChoice,
+    Delta,
+    Embedding,
+    EmbeddingResponse,
+    Function,
+    FunctionDelta,
+    Image,
+    ImageResponse,
+    Message,
+    Response,
+    SpeechResponse,
+    StreamAccumulator,
+    ToolCall,
+    ToolCallDelta,
+    TranscriptionResponse,
+    Usage,
+)
+from pipeline._secrets import Secret, scrub
+from pipeline._streams import ObservedStream, Stream, SyncStream, observe
+
+__all__ = [
+    "ENDPOINTS",
+    "AnyResponse",
+    "Attempt",
+    "AutoDetect",
+    "ChatChunk",
+    "ChatResponse",
+    "Choice",
+    "ChunkChoice",
+    "Delta",
+    "Dispatcher",
+    "Embedding",
+    "EmbeddingResponse",
+    "Endpoint",
+    "Function",
+    "FunctionDelta",
+    "Handler",
+    "Image",
+    "ImageResponse",
+    "Message",
+    "Middleware",
+    "ObservedStream",
+    "Pipeline",
+    "ProviderStream",
+    "Registry",
+    "Request",
+    "Response",
+    "Result",
+    "Secret",
+    "SpeechResponse",
+    "Stream",
+    "StreamAccumulator",
+    "SyncStream",
+    "ToolCall",
+    "ToolCallDelta",
+    "TranscriptionResponse",
+    "UpstreamStatusError",
+    "Usage",
+    "acompletion",
+    "aembedding",
+    "aimage_generation",
+    "aspeech",
+    "atranscription",
+    "bind",
+    "completion",
+    "default_pipeline",
+    "embedding",
+    "errors",
+    "image_generation",
+    "observe",
+    "resolve_target",
+    "scrub",
+    "speech",
+    "transcription",
+]
+
+_default: Pipeline | None = None
+_default_lock = threading.Lock()
+
+
+def default_pipeline() -> Pipeline:
+    """The pipeline the module-level functions use, built on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Pipeline.default()
+    return _default
+
+
+async def acompletion(model: str, messages: Any, **kwargs: Any) -> Any:
+    return await default_pipeline().acompletion(model, messages, **kwargs)
+
+
+async def aembedding(model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
+    return await default_pipeline().aembedding(model, input, **kwargs)
+
+
+async def aimage_generation(model: str, prompt: str, **kwargs: Any) -> ImageResponse:
+    return await default_pipeline().aimage_generation(model, prompt, **kwargs)
+
+
+async def atranscription(model: str, file: Any, **kwargs: Any) -> TranscriptionResponse:
+    return await default_pipeline().atranscription(model, file, **kwargs)
+
+
+async def aspeech(model: str, input: str, **kwargs: Any) -> SpeechResponse:
+    return await default_pipeline().aspeech(model, input, **kwargs)
+
+
+def completion(model: str, messages: Any, **kwargs: Any) -> Any:
+    return default_pipeline().completion(model, messages, **kwargs)
+
+
+def embedding(model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
+    return default_pipeline().embedding(model, input, **kwargs)
+
+
+def image_generation(model: str, prompt: str, **kwargs: Any) -> ImageResponse:
+    return default_pipeline().image_generation(model, prompt, **kwargs)
+
+
+def transcription(model: str, file: Any, **kwargs: Any) -> TranscriptionResponse:
+    return default_pipeline().transcription(model, file, **kwargs)
+
+
+def speech(model: str, input: str, **kwargs: Any) -> SpeechResponse:
+    return default_pipeline().speech(model, input, **kwargs)

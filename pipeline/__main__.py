@@ -1,0 +1,41 @@
+"""``python -m pipeline``: the demo. Chat, streamed chat and embeddings through a
+pipeline to the built-in ``mock`` provider: no network, no key."""
+
+from __future__ import annotations
+
+import anyio
+
+from pipeline import Pipeline
+
+MESSAGES = [{"role": "user", "content": "What does dispatchline do?"}]
+
+
+async def main() -> None:
+    async with Pipeline.default() as pipe:
+        print(repr(pipe), end="\n\n")
+
+        reply = await pipe.acompletion("mock/echo", MESSAGES)
+        print("chat:      ", reply.choices[0].message.content)
+        print(
+            "           ",
+            f"provider={reply.provider} model={reply.model}",
+            f"tokens={reply.usage.total_tokens if reply.usage else None}",
+            f"latency={reply.latency * 1e3:.2f} ms",
+        )
+
+        print("stream:     ", end="")
+        async with await pipe.acompletion("mock/echo", MESSAGES, stream=True) as stream:
+            async for chunk in stream:
+                for choice in chunk.choices:
+                    print(choice.delta.content or "", end="", flush=True)
+                if chunk.usage is not None:
+                    print(f"   [usage: {chunk.usage.total_tokens} tokens]", end="")
+        print()
+
+        vectors = await pipe.aembedding("mock/embed", ["hello", "world"], dimensions=4)
+        for item in vectors.data:
+            print(f"embedding {item.index}:", item.embedding)
+
+
+if __name__ == "__main__":
+    anyio.run(main)

@@ -1,0 +1,337 @@
+"""The Pipeline: builds requests, runs them through the bound chain, async and sync."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
+
+import httpx
+
+from pipeline import _validate as check
+from pipeline import errors
+from pipeline._chain import Handler, Middleware, bind, describe
+from pipeline._dispatch import Dispatcher, Result
+from pipeline._request import Endpoint, Request
+from pipeline._resolve import ProviderNames, resolve_target
+from pipeline._responses import (
+    ChatChunk,
+    ChatResponse,
+    EmbeddingResponse,
+    ImageResponse,
+    SpeechResponse,
+    TranscriptionResponse,
+)
+from pipeline._secrets import Secret
+from pipeline._streams import Stream, SyncStream
+from pipeline._sync import LoopThread
+
+if TYPE_CHECKING:
+    from pipeline.adapter import Adapter
+
+
+class Registry(ProviderNames, Protocol):
+    """What a pipeline needs of a provider registry (``providers.ProviderRegistry``)."""
+
+    @property
+    def adapters(self) -> Mapping[str, Adapter]: ...
+
+
+def _default_registry() -> Registry:
+    # pipeline never imports providers at import time: the default registry is
+    # looked up here, when a pipeline without one is built.
+    providers = importlib.import_module("providers")
+    return providers.default_registry()  # type: ignore[no-any-return]
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+class Pipeline:
+    """A bound chain of middlewares ending in the dict-dispatch terminal.
+
+    ``middlewares`` are ``async (request, call_next)`` callables, outermost
+    first. The chain is bound here, once; afterwards the pipeline is frozen.
+    ``http_client`` is used as given and left open for its owner to close; a
+    pipeline that made its own client closes it in :meth:`aclose`.
+    """
+
+    __slots__ = (
+        "_dispatcher",
+        "_frozen",
+        "_handler",
+        "_lifespan",
+        "_loop",
+        "_middlewares",
+        "_registry",
+    )
+
+    def __init__(
+        self,
+        middlewares: Sequence[Middleware] = (),
+        *,
+        registry: Registry | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        sync_backend: Literal["asyncio", "trio"] = "asyncio",
+    ) -> None:
+        self._middlewares = tuple(middlewares)
+        for layer in self._middlewares:
+            if not callable(layer):
+                raise TypeError(f"middleware {layer!r} is not callable")
+        self._registry = registry if registry is not None else _default_registry()
+        self._dispatcher = Dispatcher(self._registry.adapters, http_client)
+        self._handler: Handler = bind(self._middlewares, self._dispatcher)
+        self._loop = LoopThread(sync_backend)
+        self._lifespan: AsyncExitStack | None = None
+        self._frozen = True
+
+    @classmethod
+    def default(cls, **options: Any) -> Pipeline:
+        """The recommended stack: Logging, Callbacks, Cache, Fallback, Retry, ErrorMapping.
+
+        Takes ``registry=``, ``http_client=`` and ``sync_backend=`` like the
+        constructor; every other option goes to ``middlewares.default_stack``.
+        """
+        kwargs = {
+            k: options.pop(k) for k in ("registry", "http_client", "sync_backend") if k in options
+        }
+        middlewares = importlib.import_module("middlewares")
+        return cls(middlewares.default_stack(**options), **kwargs)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if getattr(self, "_frozen", False):
+            raise AttributeError("a Pipeline is frozen once built; build a new one instead")
+        object.__setattr__(self, name, value)
+
+    @property
+    def middlewares(self) -> tuple[Middleware, ...]:
+        return self._middlewares
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry
+
+    def __repr__(self) -> str:
+        layers = [describe(layer) for layer in self._middlewares]
+        return f"Pipeline({' -> '.join([*layers, repr(self._dispatcher)])})"
+
+    # -- building requests -------------------------------------------------
+
+    def request(
+        self,
+        endpoint: Endpoint,
+        model: str,
+        *,
+        provider: str | None = None,
+        messages: Sequence[Mapping[str, Any]] = (),
+        input: Any = None,
+        stream: bool = False,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        api_version: str | None = None,
+        timeout: float | None = None,
+        cache: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] = _EMPTY,
+    ) -> Request:
+        """Resolve and validate a call into a :class:`Request`; no I/O."""
+        name, model_name = resolve_target(self._registry, model, provider)
+        if not isinstance(stream, bool):
+            raise errors.InvalidRequestError(f"stream must be a bool, got {stream!r}")
+        if timeout is not None and (not check.is_number(timeout) or timeout <= 0):
+            raise errors.InvalidRequestError(f"timeout must be a positive number, got {timeout!r}")
+        if api_key is not None and (not isinstance(api_key, str) or not api_key):
+            raise errors.InvalidRequestError("api_key must be a non-empty string")
+        check.check_params(params)
+        options: dict[str, Any] = {}
+        if cache is not None:
+            options["cache"] = cache
+        if metadata is not None:
+            options["metadata"] = metadata
+        request = Request(
+            endpoint=endpoint,
+            provider=name,
+            model=model_name,
+            messages=messages,
+            input=input,
+            params=params,
+            stream=stream,
+            api_key=Secret(api_key) if api_key is not None else None,
+            api_base=api_base,
+            api_version=api_version,
+            timeout=timeout,
+            options=options or _EMPTY,
+        )
+        self._dispatcher.adapter_for(request)  # unknown provider / endpoint: before any I/O
+        return request
+
+    async def send(self, request: Request) -> Result:
+        """Run an already built request through the chain."""
+        start = time.perf_counter()
+        result = await self._handler(request)
+        result.latency = time.perf_counter() - start
+        return result
+
+    # -- async endpoints ---------------------------------------------------
+
+    @overload
+    async def acompletion(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: Literal[False] = False,
+        **kwargs: Any,
+    ) -> ChatResponse: ...
+
+    @overload
+    async def acompletion(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: Literal[True],
+        **kwargs: Any,
+    ) -> Stream[ChatChunk]: ...
+
+    async def acompletion(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse | Stream[ChatChunk]:
+        """Chat completion; ``stream=True`` gives a :class:`Stream` of chunks."""
+        check.check_messages(messages)
+        return await self.send(self._build("chat", model, kwargs, messages=messages, stream=stream))  # type: ignore[return-value]
+
+    async def aembedding(self, model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
+        check.check_embedding_input(input)
+        return await self.send(self._build("embedding", model, kwargs, input=input))  # type: ignore[return-value]
+
+    async def aimage_generation(self, model: str, prompt: str, **kwargs: Any) -> ImageResponse:
+        check.check_text("prompt", prompt)
+        return await self.send(self._build("image", model, kwargs, input=prompt))  # type: ignore[return-value]
+
+    async def atranscription(self, model: str, file: Any, **kwargs: Any) -> TranscriptionResponse:
+        check.check_audio_file(file)
+        return await self.send(self._build("transcription", model, kwargs, input=file))  # type: ignore[return-value]
+
+    async def aspeech(self, model: str, input: str, **kwargs: Any) -> SpeechResponse:
+        check.check_text("input", input)
+        return await self.send(self._build("speech", model, kwargs, input=input))  # type: ignore[return-value]
+
+    _CALL_OPTIONS = frozenset(
+        {"provider", "api_key", "api_base", "api_version", "timeout", "cache", "metadata"}
+    )
+
+    def _build(
+        self, endpoint: Endpoint, model: str, kwargs: dict[str, Any], **fields: Any
+    ) -> Request:
+        options = {k: kwargs.pop(k) for k in self._CALL_OPTIONS.intersection(kwargs)}
+        return self.request(endpoint, model, params=kwargs, **options, **fields)
+
+    # -- sync twins --------------------------------------------------------
+
+    def _sync(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        def run() -> Any:
+            return method(*args, **kwargs)
+
+        result = self._loop.call(run)
+        if isinstance(result, Stream):
+            return SyncStream(result, self._loop.portal())
+        return result
+
+    @overload
+    def completion(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: Literal[False] = False,
+        **kwargs: Any,
+    ) -> ChatResponse: ...
+
+    @overload
+    def completion(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: Literal[True],
+        **kwargs: Any,
+    ) -> SyncStream[ChatChunk]: ...
+
+    def completion(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse | SyncStream[ChatChunk]:
+        """Blocking twin of :meth:`acompletion`; a stream is a plain iterator."""
+        return self._sync(self.acompletion, model, messages, stream=stream, **kwargs)  # type: ignore[no-any-return]
+
+    def embedding(self, model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
+        return self._sync(self.aembedding, model, input, **kwargs)  # type: ignore[no-any-return]
+
+    def image_generation(self, model: str, prompt: str, **kwargs: Any) -> ImageResponse:
+        return self._sync(self.aimage_generation, model, prompt, **kwargs)  # type: ignore[no-any-return]
+
+    def transcription(self, model: str, file: Any, **kwargs: Any) -> TranscriptionResponse:
+        return self._sync(self.atranscription, model, file, **kwargs)  # type: ignore[no-any-return]
+
+    def speech(self, model: str, input: str, **kwargs: Any) -> SpeechResponse:
+        return self._sync(self.aspeech, model, input, **kwargs)  # type: ignore[no-any-return]
+
+    # -- lifetime ----------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this pipeline made (an injected one stays open)."""
+        await self._dispatcher.aclose()
+        for layer in self._middlewares:
+            close = getattr(layer, "aclose", None)
+            if close is not None:
+                await close()
+
+    def close(self) -> None:
+        """Sync twin of :meth:`aclose`; also stops the sync facade's loop thread."""
+        if self._loop.running:
+            self._loop.call(self.aclose)
+            self._loop.stop()
+
+    async def __aenter__(self) -> Pipeline:
+        """Enter every middleware that is an async context manager, outermost first
+        (a middleware that runs background work owns its task group there)."""
+        stack = AsyncExitStack()
+        async with stack:
+            for layer in self._middlewares:
+                if hasattr(layer, "__aenter__") and hasattr(layer, "__aexit__"):
+                    await stack.enter_async_context(layer)  # type: ignore[arg-type]
+            object.__setattr__(self, "_lifespan", stack.pop_all())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, lifespan = self._lifespan, None
+        object.__setattr__(self, "_lifespan", lifespan)
+        try:
+            if stack is not None:
+                await stack.__aexit__(exc_type, exc, tb)
+        finally:
+            await self.aclose()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
