@@ -1,8 +1,17 @@
-"""Every async test runs on asyncio and on trio (the anyio pytest plugin)."""
+"""Shared test plumbing.
+
+Every async test runs on asyncio and on trio (the anyio pytest plugin, through
+the ``anyio_backend`` fixture below); sync-API tests take ``sync_backend``.
+Recorded provider exchanges are read from ``../shared/fixtures/recorded``
+beside the checkout, never copied here.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,3 +21,31 @@ RECORDED = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def sync_backend(request: pytest.FixtureRequest) -> str:
+    """The event loop a sync-API test's pipeline runs its calls on."""
+    return str(request.param)
+
+
+def load_recorded(name: str) -> dict[str, Any]:
+    """``provider/case.json`` from the shared recordings.
+
+    Outside CI a missing ``../shared`` skips with a reason; in CI (``CI`` set)
+    it fails, since CI always has the folder beside the checkout.
+    """
+    path = RECORDED / name
+    if not path.exists():
+        reason = f"recorded fixtures not found at {RECORDED}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def recorded_names(provider: str) -> list[str]:
+    """Every recording of one provider, for parametrizing (empty if absent)."""
+    folder = RECORDED / provider
+    return sorted(f"{provider}/{p.name}" for p in folder.glob("*.json")) if folder.exists() else []
