@@ -24,7 +24,8 @@ Every error dispatchline raises is a :class:`DispatchError`::
 
 Every error carries ``provider``, ``model``, ``status_code`` (or None),
 ``retryable``, ``retry_after`` (seconds or None), ``request_id`` (the
-provider's, where given) and ``attempts`` (how many tries the request took).
+provider's, where given), ``code`` (the provider's error code) and
+``attempts`` (every try the request took, as :class:`pipeline.Attempt`).
 Messages are scrubbed of secrets before they are stored: no API key ever
 appears in ``str(error)`` or ``repr(error)``.
 """
@@ -35,6 +36,7 @@ import builtins
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from pipeline._responses import Attempt
 from pipeline._secrets import scrub
 
 __all__ = [
@@ -88,7 +90,8 @@ class DispatchError(Exception):
         self.retry_after = retry_after
         self.request_id = request_id
         self.code = code
-        self.attempts = 1
+        # Every try the request took before this error (Retry and Fallback fill it in).
+        self.attempts: tuple[Attempt, ...] = ()
 
     @property
     def message(self) -> str:
