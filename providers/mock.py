@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
@@ -112,9 +113,9 @@ def echo_handler(request: httpx.Request) -> httpx.Response:
     """The default mock: answers every endpoint of the OpenAI API deterministically."""
     path = request.url.path
     if path.endswith("/audio/transcriptions"):
-        return httpx.Response(
-            200, json={"text": f"mock transcription of {len(request.content)} bytes"}
-        )
+        found = re.search(rb'filename="([^"]*)"', request.content)
+        name = found.group(1).decode() if found else "audio"
+        return httpx.Response(200, json={"text": f"mock transcription of {name}"})
     body = json.loads(request.content or b"{}")
     if path.endswith("/chat/completions"):
         completion = _completion(body)
