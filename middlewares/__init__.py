@@ -1,16 +1,63 @@
-"""The standard middlewares. Each is an ``async (request, call_next)`` callable."""
+"""The standard middlewares, each an ``async (request, call_next)`` callable.
+
+Any of them works alone or in any custom stack; :func:`default_stack` gives
+the recommended order, outermost first::
+
+    Logging -> Callbacks -> Cache -> Fallback -> Retry -> ErrorMapping -> terminal
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
+from middlewares.cache import Cache, MemoryCache
+from middlewares.callbacks import Callbacks
+from middlewares.error_mapping import ErrorMapping
+from middlewares.fallback import Alternative, Fallback
+from middlewares.request_logging import Logging
+from middlewares.retry import Retry, RetryBudget
 from pipeline import Middleware
 
-__all__ = ["default_stack"]
+__all__ = [
+    "Cache",
+    "Callbacks",
+    "ErrorMapping",
+    "Fallback",
+    "Logging",
+    "MemoryCache",
+    "Retry",
+    "RetryBudget",
+    "default_stack",
+]
 
 
-def default_stack(**options: Any) -> list[Middleware]:
-    """The recommended middlewares, outermost first (filled in by the middlewares issue)."""
-    if options:
-        raise TypeError(f"unknown options: {', '.join(sorted(options))}")
-    return []
+def default_stack(
+    *,
+    logging: Logging | bool = True,
+    callbacks: Callbacks | None = None,
+    cache: Cache | bool = True,
+    fallbacks: Fallback | Sequence[Alternative] = (),
+    retry: Retry | bool = True,
+) -> list[Middleware]:
+    """The recommended middlewares, outermost first.
+
+    Each option takes an instance (used as given), ``True`` (the standard one
+    with its defaults) or ``False`` (left out). Callbacks and Fallback have no
+    useful default, so they are in the stack only when given: ``callbacks=
+    Callbacks(on_success=...)``, ``fallbacks=["anthropic/claude-3-5-haiku-latest"]``.
+    ErrorMapping is always there, innermost: the layers outside it rely on
+    unified errors.
+    """
+    stack: list[Middleware | None] = [
+        Logging() if logging is True else logging or None,
+        callbacks,
+        Cache() if cache is True else cache or None,
+        fallbacks
+        if isinstance(fallbacks, Fallback)
+        else Fallback(fallbacks)
+        if fallbacks
+        else None,
+        Retry() if retry is True else retry or None,
+        ErrorMapping(),
+    ]
+    return [layer for layer in stack if layer is not None]

@@ -7,6 +7,9 @@ yields exactly what it yields fed whole. Lines end in ``\\n``, ``\\r\\n`` or
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import attrs
 
 
@@ -94,3 +97,23 @@ class SSEParser:
             elif name == "id":
                 self._id = value
         return events
+
+
+class NDJSONParser:
+    """Newline-delimited JSON (``application/x-ndjson``): one decoded value per line.
+
+    Blank lines are skipped. A line that is not JSON raises ``ValueError``
+    (``json.JSONDecodeError``), which an adapter's ``parsing`` block turns into
+    ``ProviderResponseError``.
+    """
+
+    __slots__ = ("_lines",)
+
+    def __init__(self) -> None:
+        self._lines = LineSplitter()
+
+    def feed(self, data: bytes) -> list[Any]:
+        return [json.loads(line) for line in self._lines.feed(data) if line.strip()]
+
+    def close(self) -> list[Any]:
+        return [json.loads(line) for line in self._lines.close() if line.strip()]

@@ -19,7 +19,7 @@ import json
 import re
 import struct
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -80,10 +80,29 @@ def _completion(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _sse(events: Iterable[dict[str, Any]]) -> AsyncIterator[bytes]:
-    for event in events:
-        yield b"data: " + json.dumps(event).encode() + b"\n\n"
-    yield b"data: [DONE]\n\n"
+class _SSEBody(httpx.AsyncByteStream):
+    """The events of a streamed reply, one per read, ending in ``[DONE]``.
+
+    A plain async iterator rather than a generator: closed early, it leaves
+    nothing for the garbage collector to finalise.
+    """
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self._events = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events]
+        self._events.append(b"data: [DONE]\n\n")
+        self._next = 0
+
+    def __aiter__(self) -> _SSEBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._next >= len(self._events):
+            raise StopAsyncIteration
+        self._next += 1
+        return self._events[self._next - 1]
+
+    async def aclose(self) -> None:
+        self._next = len(self._events)
 
 
 def _chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
@@ -123,7 +142,7 @@ def echo_handler(request: httpx.Request) -> httpx.Response:
             return httpx.Response(
                 200,
                 headers={"content-type": "text/event-stream"},
-                content=_sse(_chunks(completion)),
+                stream=_SSEBody(_chunks(completion)),
             )
         return httpx.Response(200, json=completion)
     if path.endswith("/embeddings"):

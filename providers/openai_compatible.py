@@ -6,6 +6,22 @@ What differs between such providers in their replies is read generically here
 (usage under ``x_groq``, usage without ``stream_options``, reasoning as
 ``reasoning`` or ``reasoning_content``, content as a list of parts), so no
 provider needs a branch of its own.
+
+Choices worth knowing:
+
+- Embeddings: nothing is added to the request, so the server answers with
+  float arrays (as every compatible server does). Pass
+  ``encoding_format="base64"`` for bodies about half the size; either way the
+  response holds plain ``list[float]`` vectors (base64 is decoded here).
+- Transcription: ``file`` is audio bytes, ``(filename, bytes)`` or
+  ``(filename, bytes, content_type)``. Bare bytes get a filename whose
+  extension is sniffed from the audio's magic bytes (OpenAI picks the decoder
+  by extension); list parameters are sent as repeated ``name[]`` fields.
+- Parameters whose names are in :attr:`OpenAICompatible.control_params`
+  (``extra_headers``) shape the HTTP request, never the JSON body;
+  ``extra_body`` (as in the openai SDK) is merged into the body last.
+- A base URL may hold ``{ENV_NAME}`` placeholders (an account id, say), filled
+  from the environment when the request is built.
 """
 
 from __future__ import annotations
@@ -13,11 +29,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import sys
 from array import array
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import httpx
@@ -84,6 +101,7 @@ _ERROR_CODES: dict[str, type[errors.DispatchError]] = {
     "string_above_max_length": errors.ContextWindowExceededError,
     "content_filter": errors.ContentPolicyViolationError,
     "content_policy_violation": errors.ContentPolicyViolationError,
+    "ResponsibleAIPolicyViolation": errors.ContentPolicyViolationError,
     "invalid_api_key": errors.AuthenticationError,
     "insufficient_quota": errors.RateLimitError,
     "rate_limit_exceeded": errors.RateLimitError,
@@ -94,6 +112,12 @@ _ERROR_CODES: dict[str, type[errors.DispatchError]] = {
 _NOT_RETRYABLE = frozenset({"insufficient_quota"})
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def _index(data: dict[str, Any], position: int) -> int:
+    """An item's ``index``, or its position when the server leaves it out (0 is an index)."""
+    index = opt_int(data, "index")
+    return position if index is None else index
 
 
 def finish_reason(value: Any) -> str | None:
@@ -167,7 +191,7 @@ def chat_response(request: Request, data: Any) -> ChatResponse:
         calls = [_tool_call(call) for call in opt_list(message, "tool_calls")]
         choices.append(
             Choice(
-                index=opt_int(raw, "index") or i,
+                index=_index(raw, i),
                 message=Message(
                     role=opt_str(message, "role") or "assistant",
                     content=content,
@@ -218,7 +242,7 @@ def chat_chunk(request: Request, data: Any) -> ChatChunk | None:
         calls = [_tool_call_delta(call) for call in opt_list(delta, "tool_calls")]
         choices.append(
             ChunkChoice(
-                index=opt_int(raw, "index") or i,
+                index=_index(raw, i),
                 delta=Delta(
                     role=opt_str(delta, "role"),
                     content=content,
@@ -243,24 +267,31 @@ def chat_chunk(request: Request, data: Any) -> ChatChunk | None:
     )
 
 
+def _error_names(inner: dict[str, Any], code: str | None) -> list[str]:
+    """What an error calls itself: its ``code``, ``type`` and (Azure) ``innererror.code``."""
+    nested = inner.get("innererror")
+    candidates = (code, inner.get("type"), nested.get("code") if isinstance(nested, dict) else None)
+    return [name for name in candidates if isinstance(name, str)]
+
+
 def error_from_body(request: Request, response: httpx.Response, body: Any) -> errors.DispatchError:
     """OpenAI's ``{"error": {"message", "type", "param", "code"}}``, or the
     looser shapes compatible servers send (``{"error": "..."}``, ``{"message": ...}``)."""
     message = ""
     code: str | None = None
+    names: list[str] = []
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict):
             message = str(inner.get("message") or "")
             raw_code = inner.get("code")
             code = str(raw_code) if raw_code is not None else None
-            if code not in _ERROR_CODES and isinstance(inner.get("type"), str):
-                code = inner["type"] if inner["type"] in _ERROR_CODES else code
+            names = _error_names(inner, code)
         elif isinstance(inner, str):
             message = inner
     elif isinstance(body, str):
         message = body[:500]
-    cls = _ERROR_CODES.get(code or "")
+    cls = next((_ERROR_CODES[name] for name in names if name in _ERROR_CODES), None)
     if cls is None and "maximum context length" in message:
         cls = errors.ContextWindowExceededError
     if (
@@ -270,7 +301,7 @@ def error_from_body(request: Request, response: httpx.Response, body: Any) -> er
     ):
         cls = None  # a server error's status says more than its code
     error = status_error(request, response, message, cls=cls, code=code)
-    if code in _NOT_RETRYABLE:
+    if _NOT_RETRYABLE.intersection(names):
         error.retryable = False
     return error
 
@@ -294,23 +325,38 @@ def _decode_base64_floats(value: str) -> list[float]:
 class OpenAIStreamDecoder:
     """SSE ``data:`` events of chat-completion chunks, ending in ``[DONE]``."""
 
-    __slots__ = ("_done", "_events", "_request")
+    __slots__ = ("_done", "_events", "_request", "_seen")
 
     def __init__(self, request: Request) -> None:
         self._request = request
         self._events = SSEParser()
         self._done = False
+        self._seen = False
 
     def feed(self, data: bytes) -> list[ChatChunk]:
-        return self._chunks(self._events.feed(data))
+        with parsing(self._request, "stream"):
+            events = self._events.feed(data)
+        return self._chunks(events)
 
     def close(self) -> list[ChatChunk]:
-        return self._chunks(self._events.close())
+        """The body ended. Ending without ``[DONE]`` is accepted (some servers omit
+        it); ending without a single event is not: that body was not a stream."""
+        with parsing(self._request, "stream"):
+            events = self._events.close()
+        out = self._chunks(events)
+        if not self._seen:
+            raise errors.ProviderResponseError(
+                f"{self._request.provider} ended a stream without sending any event",
+                provider=self._request.provider,
+                model=self._request.model,
+            )
+        return out
 
     def _chunks(self, events: list[Any]) -> list[ChatChunk]:
         out: list[ChatChunk] = []
         request = self._request
         for event in events:
+            self._seen = True
             if self._done:
                 break
             if event.data == "[DONE]":
@@ -344,7 +390,10 @@ def _stream_error(request: Request, data: dict[str, Any]) -> errors.DispatchErro
 class OpenAICompatible:
     """One OpenAI-compatible provider. A row of the table is one of these.
 
-    - ``base_url``: up to and including the version segment (``.../v1``);
+    - ``base_url``: up to and including the version segment (``.../v1``); it
+      may hold ``{ENV_NAME}`` placeholders, filled from the environment;
+    - ``base_url_env``: an environment variable that, when set, replaces
+      ``base_url`` (a per-call ``api_base`` wins over both);
     - ``key_env``: the environment variable holding the key (None: no key,
       as for local servers); ``api_key`` configures one in code instead;
     - ``headers``: sent with every request; ``endpoints``: what it offers;
@@ -353,10 +402,18 @@ class OpenAICompatible:
     - ``stream_usage``: ask for usage in streams (``stream_options``); off
       for servers that reject the option;
     - ``transport``: its own httpx transport instead of the pipeline's pool.
+
+    Subclasses change how a request is addressed and authenticated by
+    overriding :meth:`url`, :meth:`auth_headers` and :meth:`model_field`
+    (Azure does); the body builders and parsers stay shared.
     """
+
+    # Parameters that shape the HTTP request rather than the JSON body.
+    control_params: ClassVar[frozenset[str]] = frozenset({"extra_headers"})
 
     name: str
     base_url: str
+    base_url_env: str | None = None
     key_env: str | None = None
     api_key: Secret | None = attrs.field(default=None, repr=False)
     headers: Mapping[str, str] = _EMPTY
@@ -391,19 +448,35 @@ class OpenAICompatible:
         key = self.key(request)
         return {"authorization": f"Bearer {key}"} if key else {}
 
+    def base(self, request: Request) -> str:
+        """Per-call ``api_base``, else ``base_url_env`` when set, else ``base_url``."""
+        if request.api_base:
+            return request.api_base.rstrip("/")
+        if self.base_url_env:
+            value = os.environ.get(self.base_url_env)
+            if value:
+                return value.rstrip("/")
+        return fill_env(self.base_url, request).rstrip("/")
+
     def url(self, request: Request) -> str:
-        return (request.api_base or self.base_url).rstrip("/") + _PATHS[request.endpoint]
+        return self.base(request) + _PATHS[request.endpoint]
+
+    def model_field(self, request: Request) -> dict[str, str]:
+        """The ``model`` the body names (a subclass that addresses the model in
+        its URL may leave it out)."""
+        return {"model": request.model}
 
     # -- build -------------------------------------------------------------
 
     def build(self, request: Request) -> httpx.Request:
-        params = dict(request.params)
-        extra_headers = params.pop("extra_headers", None) or {}
+        params = {k: v for k, v in request.params.items() if k not in self.control_params}
+        extra_headers = request.params.get("extra_headers") or {}
+        headers = {**self.headers, **self.auth_headers(request), **extra_headers}
         content = _BODIES[request.endpoint](self, request, params)
         return httpx.Request(
             "POST",
             self.url(request),
-            headers={**self.headers, **self.auth_headers(request), **extra_headers},
+            headers=headers,
             extensions=(
                 {"timeout": httpx.Timeout(self.timeout).as_dict()}
                 if self.timeout is not None
@@ -414,7 +487,7 @@ class OpenAICompatible:
 
     def _chat_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "model": request.model,
+            **self.model_field(request),
             "messages": list(request.messages),
             **params,
         }
@@ -425,19 +498,23 @@ class OpenAICompatible:
         return _json(body)
 
     def _input_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
-        return _json({"model": request.model, "input": request.input, **params})
+        return _json({**self.model_field(request), "input": request.input, **params})
 
     def _image_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
-        return _json({"model": request.model, "prompt": request.input, **params})
+        return _json({**self.model_field(request), "prompt": request.input, **params})
 
     def _transcription_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
         """Multipart: the audio file plus form fields."""
         params.pop("extra_body", None)
-        file = request.input
-        upload = ("audio", file) if isinstance(file, (bytes, bytearray)) else file
-        data = {"model": request.model}
-        data.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()})
-        return {"files": {"file": upload}, "data": data}
+        fields: dict[str, str | list[str]] = dict(self.model_field(request))
+        for name, value in params.items():
+            if value is None:
+                continue
+            if isinstance(value, (list, tuple)):
+                fields[f"{name}[]"] = [_form_value(item) for item in value]
+            else:
+                fields[name] = _form_value(value)
+        return {"files": {"file": audio_upload(request.input)}, "data": fields}
 
     # -- parse -------------------------------------------------------------
 
@@ -456,7 +533,7 @@ class OpenAICompatible:
             vector = raw["embedding"]
             items.append(
                 Embedding(
-                    index=opt_int(raw, "index") or i,
+                    index=_index(raw, i),
                     embedding=(
                         _decode_base64_floats(vector) if isinstance(vector, str) else floats(vector)
                     ),
@@ -514,6 +591,63 @@ class OpenAICompatible:
         except ValueError:
             body = response.text
         return error_from_body(request, response, body)
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def fill_env(template: str, request: Request) -> str:
+    """``template`` with each ``{NAME}`` replaced by the environment variable NAME;
+    an unset one is an :class:`errors.InvalidRequestError` naming it, before any I/O."""
+
+    def value(match: re.Match[str]) -> str:
+        found = os.environ.get(match.group(1))
+        if not found:
+            raise errors.InvalidRequestError(
+                f"{request.provider} needs {match.group(1)} set (it is part of the "
+                f"base URL {template}), or pass api_base=",
+                provider=request.provider,
+                model=request.model,
+            )
+        return found
+
+    return _PLACEHOLDER.sub(value, template)
+
+
+# Leading bytes of the audio formats OpenAI's transcription endpoint accepts,
+# so bare bytes get a filename with the extension its decoder goes by.
+_AUDIO_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"fLaC", "flac"),
+    (0, b"OggS", "ogg"),
+    (0, b"ID3", "mp3"),
+    (0, b"\xff\xfb", "mp3"),
+    (0, b"\xff\xf3", "mp3"),
+    (0, b"\xff\xf2", "mp3"),
+    (0, b"\x1a\x45\xdf\xa3", "webm"),
+    (4, b"ftyp", "m4a"),
+    (8, b"WAVE", "wav"),
+)
+
+
+def audio_upload(file: Any) -> tuple[Any, ...]:
+    """The multipart ``file`` part: a tuple as given, or bytes named by their format."""
+    if isinstance(file, tuple):
+        return file
+    data = bytes(file)
+    for offset, magic, extension in _AUDIO_SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return (f"audio.{extension}", data)
+    return ("audio", data)
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value)
 
 
 _BODIES: dict[str, Callable[[OpenAICompatible, Request, dict[str, Any]], dict[str, Any]]] = {

@@ -13,6 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+# Hypothesis imports its target-phase optimiser lazily, in the middle of a test;
+# with PYTHONDONTWRITEBYTECODE set that compile sometimes trips a CPython 3.11
+# bug ("AST constructor recursion depth mismatch"). Importing it up front avoids it.
+import hypothesis.internal.conjecture.optimiser  # noqa: F401
 import pytest
 
 RECORDED = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "recorded"
