@@ -17,6 +17,8 @@ from pipeline.adapter import Adapter, StreamDecoder, request_id_from
 
 Result = AnyResponse | Stream[ChatChunk]
 
+_AUTH_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
+
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
 
@@ -39,7 +41,12 @@ class UpstreamStatusError(httpx.HTTPStatusError):
         self.adapter = adapter
 
     def unified(self) -> errors.DispatchError:
-        return self.adapter.parse_error(self.dispatch_request, self.response)
+        error = self.adapter.parse_error(self.dispatch_request, self.response)
+        # The key may have come from the environment or the adapter's config, not
+        # the call: scrub whatever credentials were actually sent.
+        headers = self.request.headers
+        error.redact([headers[h].rpartition(" ")[2] for h in _AUTH_HEADERS if h in headers])
+        return error
 
 
 class ProviderStream(Stream[ChatChunk]):

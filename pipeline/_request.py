@@ -15,6 +15,14 @@ ENDPOINTS: tuple[Endpoint, ...] = ("chat", "embedding", "image", "transcription"
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
+# Params that can carry credentials (headers, tokens): shown masked in a repr.
+_SENSITIVE_PARAMS = frozenset({"extra_headers", "azure_ad_token", "api_key", "token"})
+
+
+def _params_repr(params: Mapping[str, Any]) -> str:
+    shown = {k: "***" if k in _SENSITIVE_PARAMS else v for k, v in params.items()}
+    return repr(shown)
+
 
 @attrs.frozen(kw_only=True)
 class Request:
@@ -40,7 +48,7 @@ class Request:
     model: str
     messages: Sequence[Mapping[str, Any]] = ()
     input: Any = None
-    params: Mapping[str, Any] = _EMPTY
+    params: Mapping[str, Any] = attrs.field(default=_EMPTY, repr=_params_repr)
     stream: bool = False
     api_key: Secret | None = attrs.field(default=None, repr=False)
     api_base: str | None = None

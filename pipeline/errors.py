@@ -93,6 +93,12 @@ class DispatchError(Exception):
         # Every try the request took before this error (Retry and Fallback fill it in).
         self.attempts: tuple[Attempt, ...] = ()
 
+    def redact(self, secrets: Sequence[str | None]) -> None:
+        """Remove more secrets from the message (the terminal passes the
+        credentials it actually sent, wherever they came from)."""
+        self._message = scrub(self._message, secrets)
+        self.args = (self._message, *self.args[1:])
+
     @property
     def message(self) -> str:
         """The provider's (or our) explanation, scrubbed of secrets."""

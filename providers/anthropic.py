@@ -40,7 +40,6 @@ the cache. Anthropic sends no creation time, so ``created`` is 0.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -65,6 +64,7 @@ from pipeline._responses import (
 )
 from pipeline._secrets import Secret
 from pipeline.adapter import parsing, read_json, status_error
+from providers._credentials import api_key
 from providers._json import as_dict, as_list, opt_dict, opt_int, opt_str, req_str
 from providers._lines import ServerSentEvent, SSEParser
 from providers.openai_compatible import CHAT
@@ -711,20 +711,8 @@ class AnthropicMessages:
 
     def key(self, request: Request) -> str | None:
         """Per call, else configured, else the environment; raises if absent."""
-        if request.api_key is not None:
-            return request.api_key.reveal()
-        if self.api_key is not None:
-            return self.api_key.reveal()
-        if self.key_env is None:
-            return None
-        value = os.environ.get(self.key_env)
-        if not value:
-            raise errors.AuthenticationError(
-                f"no API key for {self.name}: set {self.key_env}, or pass api_key=",
-                provider=request.provider,
-                model=request.model,
-            )
-        return value
+        env = (self.key_env,) if self.key_env else ()
+        return api_key(request, self.api_key, env, required=bool(env), provider=self.name)
 
     def url(self, request: Request) -> str:
         return (request.api_base or self.base_url).rstrip("/") + "/v1/messages"

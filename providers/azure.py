@@ -34,7 +34,6 @@ stream event, with empty ``choices`` and only filter results, yields no chunk.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import ClassVar
 from urllib.parse import quote
@@ -45,6 +44,7 @@ import httpx
 from pipeline import errors
 from pipeline._request import Endpoint, Request
 from pipeline._secrets import Secret
+from providers._credentials import first_env
 from providers.openai_compatible import ALL_ENDPOINTS, OpenAICompatible
 
 DEFAULT_API_VERSION = "2024-10-21"
@@ -61,14 +61,6 @@ _PATHS: dict[str, str] = {
     "transcription": "audio/transcriptions",
     "speech": "audio/speech",
 }
-
-
-def _first_env(names: tuple[str, ...]) -> str | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -95,7 +87,7 @@ class AzureOpenAI(OpenAICompatible):
     ad_token_provider: Callable[[], str] | None = attrs.field(default=None, repr=False)
 
     def base(self, request: Request) -> str:
-        found = request.api_base or self.base_url or _first_env(ENDPOINT_ENVS)
+        found = request.api_base or self.base_url or first_env(ENDPOINT_ENVS)
         if not found:
             raise errors.InvalidRequestError(
                 f"no Azure OpenAI endpoint for {request.provider}: set "
@@ -110,7 +102,7 @@ class AzureOpenAI(OpenAICompatible):
         return (
             request.api_version
             or self.api_version
-            or _first_env(VERSION_ENVS)
+            or first_env(VERSION_ENVS)
             or DEFAULT_API_VERSION
         )
 
@@ -132,10 +124,10 @@ class AzureOpenAI(OpenAICompatible):
             return {"api-key": self.api_key.reveal()}
         if self.ad_token_provider is not None:
             return _bearer(self.ad_token_provider())
-        key = _first_env(KEY_ENVS)
+        key = first_env(KEY_ENVS)
         if key:
             return {"api-key": key}
-        token = os.environ.get(TOKEN_ENV)
+        token = first_env((TOKEN_ENV,))
         if token:
             return _bearer(token)
         raise errors.AuthenticationError(

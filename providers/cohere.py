@@ -27,7 +27,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -54,6 +53,7 @@ from pipeline._responses import (
 )
 from pipeline._secrets import Secret, scrub
 from pipeline.adapter import parsing, read_json, status_error
+from providers._credentials import api_key
 from providers._json import as_dict, as_list, floats, opt_dict, opt_list, opt_str, req_str
 from providers._lines import ServerSentEvent, SSEParser
 from providers.openai_compatible import CHAT_EMBEDDING, finish_reason
@@ -530,22 +530,12 @@ class Cohere:
 
     def configured_key(self, request: Request) -> str | None:
         """Per call, else configured, else ``CO_API_KEY``/``COHERE_API_KEY``."""
-        if request.api_key is not None:
-            return request.api_key.reveal()
-        if self.api_key is not None:
-            return self.api_key.reveal()
-        return next((os.environ[v] for v in KEY_ENVS if os.environ.get(v)), None)
+        return api_key(request, self.api_key, KEY_ENVS, required=False)
 
     def key(self, request: Request) -> str:
         """The key to send; none at all is an AuthenticationError naming the variables."""
-        found = self.configured_key(request)
-        if found is None:
-            raise errors.AuthenticationError(
-                f"no API key for {self.name}: set {KEY_ENVS[0]} (or {KEY_ENVS[1]}), "
-                "or pass api_key=",
-                provider=request.provider,
-                model=request.model,
-            )
+        found = api_key(request, self.api_key, KEY_ENVS, provider=self.name)
+        assert found is not None  # required: api_key raised otherwise
         return found
 
     def build(self, request: Request) -> httpx.Request:

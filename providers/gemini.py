@@ -65,7 +65,6 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
@@ -94,6 +93,7 @@ from pipeline._responses import (
 )
 from pipeline._secrets import Secret
 from pipeline.adapter import parsing, read_json, status_error
+from providers._credentials import api_key
 from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str
 from providers._lines import SSEParser
 from providers.openai_compatible import CHAT_EMBEDDING
@@ -962,19 +962,9 @@ class Gemini:
 
     def key(self, request: Request) -> str:
         """Per call, else configured, else the first set environment variable."""
-        if request.api_key is not None:
-            return request.api_key.reveal()
-        if self.api_key is not None:
-            return self.api_key.reveal()
-        for env in self.key_envs:
-            value = os.environ.get(env)
-            if value:
-                return value
-        raise errors.AuthenticationError(
-            f"no API key for {self.name}: set {' or '.join(self.key_envs)}, or pass api_key=",
-            provider=request.provider,
-            model=request.model,
-        )
+        found = api_key(request, self.api_key, self.key_envs, provider=self.name)
+        assert found is not None  # required: api_key raised otherwise
+        return found
 
     def url(self, request: Request) -> str:
         base = (request.api_base or self.base_url).rstrip("/")

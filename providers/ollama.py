@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -62,6 +61,7 @@ from pipeline._responses import (
 )
 from pipeline._secrets import Secret, scrub
 from pipeline.adapter import parsing, read_json, status_error
+from providers._credentials import api_key, first_env
 from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str, req_str
 from providers._lines import NDJSONParser
 from providers.openai_compatible import CHAT_EMBEDDING, finish_reason
@@ -499,17 +499,13 @@ class Ollama:
     def url(self, request: Request) -> str:
         base = request.api_base or self.base_url
         if not base:
-            found = next((os.environ[v] for v in BASE_URL_ENVS if os.environ.get(v)), None)
+            found = first_env(BASE_URL_ENVS)
             base = server_url(found) if found else DEFAULT_BASE_URL
         return base.rstrip("/") + _PATHS[request.endpoint]
 
     def key(self, request: Request) -> str | None:
         """Optional: per call, else configured, else ``OLLAMA_API_KEY`` (Ollama Cloud)."""
-        if request.api_key is not None:
-            return request.api_key.reveal()
-        if self.api_key is not None:
-            return self.api_key.reveal()
-        return os.environ.get(KEY_ENV) or None
+        return api_key(request, self.api_key, (KEY_ENV,), required=False)
 
     def build(self, request: Request) -> httpx.Request:
         params = dict(request.params)

@@ -63,6 +63,7 @@ from pipeline._responses import (
 )
 from pipeline._secrets import Secret
 from pipeline.adapter import parsing, read_json, status_error
+from providers._credentials import api_key
 from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str, req_str
 from providers._lines import SSEParser
 
@@ -429,20 +430,8 @@ class OpenAICompatible:
 
     def key(self, request: Request) -> str | None:
         """Per call, else configured, else the environment; raises if required and absent."""
-        if request.api_key is not None:
-            return request.api_key.reveal()
-        if self.api_key is not None:
-            return self.api_key.reveal()
-        if self.key_env is None:
-            return None
-        value = os.environ.get(self.key_env)
-        if not value:
-            raise errors.AuthenticationError(
-                f"no API key for {self.name}: set {self.key_env}, or pass api_key=",
-                provider=request.provider,
-                model=request.model,
-            )
-        return value
+        env = (self.key_env,) if self.key_env else ()
+        return api_key(request, self.api_key, env, required=bool(env), provider=self.name)
 
     def auth_headers(self, request: Request) -> dict[str, str]:
         key = self.key(request)

@@ -115,3 +115,23 @@ async def test_fallback_error_is_an_exception_group() -> None:
     with pytest.raises(ExceptionGroup) as caught:
         raise group
     assert caught.group_contains(errors.RateLimitError)
+
+
+async def test_an_environment_key_echoed_by_the_provider_is_scrubbed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env_key = "plainkey-from-env-0123456789"  # not shaped like any known key format
+    monkeypatch.setenv("ECHO_API_KEY", env_key)
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        sent = request.headers["authorization"].removeprefix("Bearer ")
+        return httpx.Response(401, json={"error": {"message": f"key {sent} is not valid"}})
+
+    adapter = mock_provider("echoing", echo, key_env="ECHO_API_KEY")
+    pipe = Pipeline(registry=ProviderRegistry([adapter]))
+    with pytest.raises(UpstreamStatusError) as info:
+        await pipe.acompletion("echoing/m", [{"role": "user", "content": "x"}])
+    unified = info.value.unified()
+    assert isinstance(unified, errors.AuthenticationError)
+    assert env_key not in str(unified) and env_key not in repr(unified)
+    assert "is not valid" in unified.message

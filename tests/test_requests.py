@@ -191,3 +191,15 @@ async def test_request_holds_resolved_fields_and_hides_the_key(pipe: Pipeline) -
     assert request.api_key is not None and request.api_key.reveal() == "sk-secret-value-123456"
     with pytest.raises(AttributeError):
         request.model = "other"  # type: ignore[misc]
+
+
+async def test_credential_params_are_masked_in_the_repr(pipe: Pipeline) -> None:
+    request = pipe.request(
+        "chat",
+        "mock/m",
+        messages=HI,
+        params={"extra_headers": {"authorization": "Bearer tok-123456"}, "azure_ad_token": "adt"},
+    )
+    shown = repr(request)
+    assert "tok-123456" not in shown and "'adt'" not in shown
+    assert "extra_headers" in shown
