@@ -1,0 +1,166 @@
+"""Runs every section at a given scale and gathers the results."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import anyio
+import attrs
+import structlog
+
+from benchmarks import compare, importtime, lookup, machine, resolve
+from benchmarks.fresh import run_rounds
+from benchmarks.lookup import LookupRow
+from benchmarks.overhead import (
+    DEFAULT,
+    RAW,
+    VARIANTS,
+    Load,
+    OverheadRow,
+    Variant,
+    measure_target,
+)
+from benchmarks.resolve import ResolveRow
+from benchmarks.server import LoopbackServer
+from benchmarks.stats import Summary
+from benchmarks.streaming import StreamRow, measure_stream_target
+from benchmarks.targets import Target, loopback_targets, mock_target
+from pipeline import Pipeline
+
+Advance = Callable[[str], None]
+Variants = dict[str, Variant]
+
+
+@attrs.frozen
+class Scale:
+    """How long each section runs."""
+
+    name: str
+    sizes: tuple[int, ...]
+    rounds: int  # fresh processes per micro benchmark
+    repeats: int  # timeit repeats per case per process (the fastest counts)
+    min_seconds: float  # per repeat
+    load: Load
+    streams: int
+    import_runs: int
+
+
+QUICK = Scale("quick", lookup.SIZES, 3, 3, 0.001, Load(200, 0.2, 0.4, rounds=2), 10, 5)
+FULL = Scale("full", lookup.SIZES, 15, 10, 0.005, Load(3000, 3.0, 5.0, rounds=6), 120, 20)
+
+
+@attrs.frozen
+class Results:
+    scale: str
+    rounds: int  # fresh processes behind each lookup and real-path number
+    machine: dict[str, str]
+    lookup: list[LookupRow]
+    resolve: list[ResolveRow]
+    overhead: list[OverheadRow]
+    streaming: list[StreamRow]
+    import_ms: dict[str, Summary]
+    skipped: list[str]
+    seconds: float
+    default_stack: str  # repr(Pipeline.default()): which middlewares were measured
+
+
+# Where each variant runs. The cache hit never reaches a transport, so once is
+# enough; aiohttp's own client and litellm bring their own HTTP clients, so
+# each runs over loopback once.
+EVERYWHERE = ("mock", "httpx", "httpx-pool", "aiohttp")
+WHERE: dict[str, tuple[str, ...]] = {
+    RAW: EVERYWHERE,
+    "Pipeline([])": EVERYWHERE,
+    DEFAULT: EVERYWHERE,
+    "cache hit": ("mock",),
+    "aiohttp.ClientSession": ("aiohttp",),
+    compare.LITELLM: ("httpx",),
+}
+
+
+def overhead_plan(targets: list[Target], variants: Variants) -> list[tuple[Target, Variants]]:
+    """Each target with the variants that run on it."""
+    return [(t, {name: v for name, v in variants.items() if t.key in WHERE[name]}) for t in targets]
+
+
+def stream_targets(targets: list[Target]) -> list[Target]:
+    return [t for t in targets if t.key != "httpx-pool"]
+
+
+def all_targets(base_url: str) -> list[Target]:
+    return [mock_target(), *loopback_targets(base_url)]
+
+
+def all_variants() -> Variants:
+    return {**VARIANTS, **compare.variants()}
+
+
+def steps(scale: Scale) -> int:
+    targets = all_targets("http://127.0.0.1:1/v1")
+    return 2 * scale.rounds + len(targets) + len(stream_targets(targets)) + scale.import_runs
+
+
+@contextmanager
+def quiet_logs() -> Iterator[None]:
+    """Run structlog's processors as configured, but drop the rendered lines
+    instead of writing them between progress bars."""
+    configured, saved = structlog.is_configured(), structlog.get_config()
+    structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
+    try:
+        yield
+    finally:
+        if configured:
+            structlog.configure(**saved)
+        else:
+            structlog.reset_defaults()
+
+
+async def _requests(
+    base_url: str, scale: Scale, advance: Advance
+) -> tuple[list[OverheadRow], list[StreamRow], list[str]]:
+    targets = all_targets(base_url)
+    rows: list[OverheadRow] = []
+    skipped: list[str] = []
+    for target, variants in overhead_plan(targets, all_variants()):
+        measured, skips = await measure_target(target, variants, scale.load)
+        rows += measured
+        skipped += skips
+        advance(f"overhead: {target.key}")
+    streams: list[StreamRow] = []
+    for target in stream_targets(targets):
+        streams += await measure_stream_target(target, scale.streams, scale.load.rounds)
+        advance(f"streaming: {target.key}")
+    if not compare.available():
+        skipped.append("litellm.acompletion: litellm is not installed")
+    return rows, streams, skipped
+
+
+def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
+    start = time.perf_counter()
+    config = {
+        "sizes": list(scale.sizes),
+        "repeats": scale.repeats,
+        "min_seconds": scale.min_seconds,
+    }
+    lookup_samples = run_rounds("lookup", config, scale.rounds, lambda: advance("lookup round"))
+    resolve_samples = run_rounds("resolve", config, scale.rounds, lambda: advance("resolve round"))
+    with quiet_logs(), LoopbackServer() as server:
+        rows, streams, skipped = anyio.run(
+            _requests, server.base_url, scale, advance, backend="asyncio"
+        )
+    imports = importtime.measure(scale.import_runs, lambda: advance("import time run"))
+    return Results(
+        scale=scale.name,
+        rounds=scale.rounds,
+        machine=machine.describe(),
+        lookup=lookup.rows(lookup_samples, scale.sizes),
+        resolve=resolve.rows(resolve_samples, scale.sizes),
+        overhead=rows,
+        streaming=streams,
+        import_ms=imports,
+        skipped=skipped,
+        seconds=time.perf_counter() - start,
+        default_stack=repr(Pipeline.default(registry=mock_target().registry())),
+    )

@@ -1,0 +1,108 @@
+"""An OpenAI-compatible mock server on 127.0.0.1, in its own process (aiohttp.web).
+
+``python -m benchmarks.server`` binds a free loopback port, prints it once
+serving, and answers ``POST /v1/chat/completions`` with a chat completion or,
+for ``"stream": true``, a :data:`~benchmarks.replies.STREAM_CHUNKS`-chunk SSE
+stream. :class:`LoopbackServer` starts it and stops it around a benchmark.
+It runs in a separate process so the server and the client under test do not
+share one event loop.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from types import TracebackType
+
+from aiohttp import web
+
+from benchmarks.fresh import ROOT
+from benchmarks.replies import completion_body, stream_events, wants_stream
+
+MODEL = "bench-model"
+COMPLETION = completion_body(MODEL)
+EVENTS = stream_events(MODEL)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    if not wants_stream(await request.read()):
+        return web.Response(body=COMPLETION, content_type="application/json")
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    for event in EVENTS:
+        await response.write(event)
+    await response.write_eof()
+    return response
+
+
+def app() -> web.Application:
+    application = web.Application()
+    application.router.add_post("/v1/chat/completions", chat_completions)
+    return application
+
+
+def serve() -> None:
+    """Serve until SIGTERM/SIGINT; the port goes to stdout once accepting."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+
+    def ready(_banner: str) -> None:
+        print(port, flush=True)
+
+    web.run_app(app(), sock=sock, print=ready, access_log=None, backlog=1024)
+
+
+class LoopbackServer:
+    """``with LoopbackServer() as server: server.base_url`` (``http://127.0.0.1:PORT/v1``)."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> LoopbackServer:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.server"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._process = process
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"the loopback server did not start (said {line!r})")
+        self.port = int(line)
+        return self
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":
+    serve()
