@@ -23,7 +23,7 @@ SEEN_HTTPX, SEEN_AIOHTTP = 300.0, 10_000.0
 
 TRANSPORTS = {
     "httpx": "httpx.AsyncClient() (default transport)",
-    "httpx-pool": "default transport, the pipeline's own pool limits",
+    "own": "the client a pipeline makes itself (aiohttp transport on asyncio when installed)",
     "aiohttp": "httpx + AiohttpTransport (httpx-aiohttp)",
 }
 

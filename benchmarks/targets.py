@@ -4,8 +4,9 @@
   is the client's and the pipeline's own cost;
 - ``httpx``: the loopback server, through ``httpx.AsyncClient()`` as httpx
   ships it (100 connections, 20 kept alive);
-- ``httpx-pool``: the loopback server, through the client a pipeline makes
-  for itself when none is injected (its pool limits); the pipeline variants
+- ``own``: the loopback server, through the client a pipeline makes
+  for itself when none is injected (``pipeline._dispatch.default_client``:
+  the aiohttp transport on asyncio when installed); the pipeline variants
   here are built without ``http_client=``;
 - ``aiohttp``: the loopback server, through httpx with the aiohttp-backed
   transport (``httpx_aiohttp.AiohttpTransport``, asyncio only).
@@ -20,7 +21,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from benchmarks.replies import completion_body, stream_events, wants_stream
-from pipeline._dispatch import DEFAULT_LIMITS, DEFAULT_TIMEOUT
+from pipeline._dispatch import default_client
 from providers import OpenAICompatible, ProviderRegistry
 
 PROVIDER = "bench"
@@ -79,10 +80,10 @@ def loopback_targets(base_url: str) -> list[Target]:
     return [
         Target("httpx", "loopback, httpx.AsyncClient()", base_url, httpx.AsyncClient),
         Target(
-            "httpx-pool",
-            "loopback, the pipeline's own client",
+            "own",
+            "loopback, the client a pipeline makes itself",
             base_url,
-            lambda: httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS),
+            default_client,
             inject=False,
         ),
         Target(

@@ -56,8 +56,8 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 import anyio.lowlevel
 import attrs
-import structlog
 
+from middlewares._log import logger
 from pipeline import ChatChunk, Handler, Request, Response, Result, Stream, errors, observe
 
 __all__ = [
@@ -69,7 +69,6 @@ __all__ = [
     "key_namespace",
 ]
 
-_log = structlog.get_logger("dispatchline")
 
 KEY_VERSION = 1  # bump when the key's contents change, so old entries stop matching
 
@@ -458,7 +457,7 @@ class Cache:
             return await call_next(request)
         key = self.key(request)
         if key is None:
-            _log.debug("cache.bypass", reason="request has no canonical JSON form")
+            logger().debug("cache.bypass", reason="request has no canonical JSON form")
             return await call_next(request)
         if request.stream:
             return await self._stream(request, call_next, key, control)
@@ -519,21 +518,23 @@ class Cache:
         try:
             return await self._backend.get(key)
         except Exception as exc:
-            _log.warning("cache.backend_failed", operation="get", error=type(exc).__name__)
+            logger().warning("cache.backend_failed", operation="get", error=type(exc).__name__)
             return None
 
     async def _set(self, key: str, value: Any, ttl: float | None) -> None:
         try:
             await self._backend.set(key, value, ttl=ttl)
         except Exception as exc:
-            _log.warning("cache.backend_failed", operation="set", error=type(exc).__name__)
+            logger().warning("cache.backend_failed", operation="set", error=type(exc).__name__)
 
 
 def _snapshot(result: Any) -> Any | None:
     try:
         return _copy(result)
     except Exception as exc:
-        _log.warning("cache.not_stored", reason="result cannot be copied", error=type(exc).__name__)
+        logger().warning(
+            "cache.not_stored", reason="result cannot be copied", error=type(exc).__name__
+        )
         return None
 
 

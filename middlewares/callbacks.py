@@ -47,9 +47,9 @@ from types import TracebackType
 from typing import Any
 
 import anyio
-import structlog
 from anyio.abc import TaskGroup
 
+from middlewares._log import logger
 from pipeline import (
     ChatChunk,
     ChatResponse,
@@ -63,7 +63,6 @@ from pipeline import (
 
 __all__ = ["BackgroundNotRunningError", "Callbacks", "Hook", "RequestCancelled"]
 
-_log = structlog.get_logger("dispatchline")
 
 Hook = Callable[..., Any]  # plain or async; what it returns (or awaits to) is ignored
 
@@ -89,7 +88,7 @@ async def _run(name: str, hook: Hook, args: tuple[Any, ...]) -> None:
         if inspect.isawaitable(result):
             await result
     except Exception as exc:
-        _log.error(
+        logger().error(
             "callbacks.hook_failed",
             hook=name,
             callback=getattr(hook, "__qualname__", repr(hook)),

@@ -37,9 +37,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import structlog
-from structlog.contextvars import bound_contextvars
 
+from middlewares._log import logger
 from pipeline import (
     ChatChunk,
     ChatResponse,
@@ -140,13 +139,16 @@ class Logging:
     ``request_id`` is bound for every inner middleware.
     """
 
-    __slots__ = ("_log", "_log_content")
+    __slots__ = ("_bind", "_log", "_log_content")
 
     def __init__(self, *, log_content: bool = False) -> None:
         if not isinstance(log_content, bool):
             raise TypeError(f"log_content must be a bool, got {log_content!r}")
         self._log_content = log_content
-        self._log = structlog.get_logger("dispatchline")
+        from structlog.contextvars import bound_contextvars
+
+        self._log = logger()
+        self._bind = bound_contextvars
 
     def __repr__(self) -> str:
         return f"Logging(log_content={self._log_content})"
@@ -155,7 +157,7 @@ class Logging:
         request_id = uuid.uuid4().hex
         start = time.perf_counter()
         try:
-            with bound_contextvars(request_id=request_id):
+            with self._bind(request_id=request_id):
                 result = await call_next(request)
         except BaseException as exc:
             self._emit(request, request_id, start, _failure(exc, request))

@@ -7,7 +7,6 @@ thread, and connections are reused across sync calls.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -23,12 +22,14 @@ T = TypeVar("T")
 
 def in_event_loop() -> bool:
     """True inside a running asyncio or trio event loop (in this thread)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        return True
+    asyncio = sys.modules.get("asyncio")  # not imported: no asyncio loop runs
+    if asyncio is not None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return True
     trio = sys.modules.get("trio")
     if trio is not None:
         try:

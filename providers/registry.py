@@ -6,15 +6,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-import structlog
-
 from pipeline import errors
 from pipeline._resolve import AutoDetect
 from pipeline.adapter import Adapter
 
 ENTRY_POINT_GROUP = "dispatchline.providers"
-
-log = structlog.get_logger("dispatchline.providers")
 
 
 class ProviderRegistry:
@@ -97,7 +93,11 @@ class ProviderRegistry:
                     self.register(adapter)
             except Exception as exc:
                 self.load_errors[point.name] = f"{type(exc).__name__}: {exc}"
-                log.warning("provider_load_failed", entry_point=point.name, error=repr(exc))
+                import structlog
+
+                structlog.get_logger("dispatchline.providers").warning(
+                    "provider_load_failed", entry_point=point.name, error=repr(exc)
+                )
 
     def __repr__(self) -> str:
         return f"ProviderRegistry({len(self._adapters)} providers)"

@@ -323,7 +323,7 @@ def test_json_overhead_covers_every_target_and_variant(
 ) -> None:
     data, _, _ = tiny_run
     measured = {(row["target"], row["variant"]) for row in data["overhead"]}
-    for target in ("mock", "httpx", "httpx-pool", "aiohttp"):
+    for target in ("mock", "httpx", "own", "aiohttp"):
         for variant in ("raw httpx", "Pipeline([])", "Pipeline.default()"):
             assert (target, variant) in measured
     assert ("aiohttp", "aiohttp.ClientSession") in measured
@@ -331,7 +331,7 @@ def test_json_overhead_covers_every_target_and_variant(
         assert row["median_us"] > 0 and row["req_per_s"] > 0 and row["concurrent_req_per_s"] > 0
     # The cache hit is measured, or said to be skipped, never silently absent.
     assert ("mock", "cache hit") in measured or any("cache hit" in s for s in data["skipped"])
-    assert [row["target"] for row in data["transports"]] == ["httpx", "httpx-pool", "aiohttp"]
+    assert [row["target"] for row in data["transports"]] == ["httpx", "own", "aiohttp"]
     assert {row["target"] for row in data["streaming"]} == {"mock", "httpx", "aiohttp"}
 
 

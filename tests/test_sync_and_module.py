@@ -106,3 +106,17 @@ async def test_pipeline_closes_the_client_it_made_but_not_an_injected_one() -> N
         pass
     assert not injected.is_closed
     await injected.aclose()
+
+
+@pytest.mark.anyio
+async def test_default_client_uses_aiohttp_on_asyncio_only(anyio_backend: str) -> None:
+    from httpx_aiohttp import AiohttpTransport
+
+    from pipeline._dispatch import default_client
+
+    client = default_client()
+    try:
+        transport = client._transport
+        assert isinstance(transport, AiohttpTransport) is (anyio_backend == "asyncio")
+    finally:
+        await client.aclose()
