@@ -34,6 +34,7 @@ __all__ = [
     "request_id_from",
     "retry_after_from",
     "status_error",
+    "timeout_extensions",
 ]
 
 
@@ -84,6 +85,12 @@ class Adapter(Protocol):
     def stream_decoder(self, request: Request) -> StreamDecoder: ...
 
     def parse_error(self, request: Request, response: httpx.Response) -> errors.DispatchError: ...
+
+
+def timeout_extensions(seconds: float | None) -> dict[str, Any] | None:
+    """The ``extensions=`` for an ``httpx.Request`` with an adapter's default
+    timeout (None: the client's). A per-call ``timeout=`` overrides it."""
+    return None if seconds is None else {"timeout": httpx.Timeout(seconds).as_dict()}
 
 
 def read_json(request: Request, response: httpx.Response) -> Any:

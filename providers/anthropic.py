@@ -63,7 +63,7 @@ from pipeline._responses import (
     Usage,
 )
 from pipeline._secrets import Secret
-from pipeline.adapter import parsing, read_json, status_error
+from pipeline.adapter import parsing, read_json, status_error, timeout_extensions
 from providers._credentials import api_key
 from providers._json import as_dict, as_list, opt_dict, opt_int, opt_str, req_str
 from providers._lines import ServerSentEvent, SSEParser
@@ -730,11 +730,7 @@ class AnthropicMessages:
             self.url(request),
             headers={**headers, **extra_headers},
             json=body,
-            extensions=(
-                {"timeout": httpx.Timeout(self.timeout).as_dict()}
-                if self.timeout is not None
-                else None
-            ),
+            extensions=timeout_extensions(self.timeout),
         )
 
     def parse(self, request: Request, response: httpx.Response) -> ChatResponse:

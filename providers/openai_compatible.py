@@ -62,7 +62,7 @@ from pipeline._responses import (
     Usage,
 )
 from pipeline._secrets import Secret
-from pipeline.adapter import parsing, read_json, status_error
+from pipeline.adapter import parsing, read_json, status_error, timeout_extensions
 from providers._credentials import api_key
 from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str, req_str
 from providers._lines import SSEParser
@@ -466,11 +466,7 @@ class OpenAICompatible:
             "POST",
             self.url(request),
             headers=headers,
-            extensions=(
-                {"timeout": httpx.Timeout(self.timeout).as_dict()}
-                if self.timeout is not None
-                else None
-            ),
+            extensions=timeout_extensions(self.timeout),
             **content,
         )
 
