@@ -23,14 +23,16 @@ async def main() -> None:
             f"latency={reply.latency * 1e3:.2f} ms",
         )
 
+        again = await pipe.acompletion("mock/echo", MESSAGES)
+        print("again:      ", f"cache_hit={again.cache_hit}", end="\n\n")
+
         print("stream:     ", end="")
         async with await pipe.acompletion("mock/echo", MESSAGES, stream=True) as stream:
             async for chunk in stream:
                 for choice in chunk.choices:
                     print(choice.delta.content or "", end="", flush=True)
                 if chunk.usage is not None:
-                    print(f"   [usage: {chunk.usage.total_tokens} tokens]", end="")
-        print()
+                    print(f"   [usage: {chunk.usage.total_tokens} tokens]")
 
         vectors = await pipe.aembedding("mock/embed", ["hello", "world"], dimensions=4)
         for item in vectors.data:

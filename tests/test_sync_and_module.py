@@ -90,6 +90,7 @@ async def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "chat:       echo: What does dispatchline do?" in out
     assert "stream:     echo: What does dispatchline do?" in out
+    assert "again:       cache_hit=True" in out
     assert "embedding 1:" in out
 
 
