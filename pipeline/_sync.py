@@ -10,12 +10,14 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from anyio.from_thread import BlockingPortal
 
 from pipeline.errors import SyncInEventLoopError
+
+if TYPE_CHECKING:  # imported when a sync call first needs it: async users never pay for it
+    from anyio.from_thread import BlockingPortal
 
 T = TypeVar("T")
 
@@ -59,6 +61,8 @@ class LoopThread:
             if self._portal is None:
                 ready = threading.Event()
                 failure: list[BaseException] = []
+
+                from anyio.from_thread import BlockingPortal
 
                 async def serve() -> None:
                     async with BlockingPortal() as portal:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from importlib.metadata import entry_points
 from typing import Any
 
 from pipeline import errors
@@ -83,6 +82,8 @@ class ProviderRegistry:
         return {name: frozenset(a.endpoints) for name, a in sorted(self._adapters.items())}
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
+        from importlib.metadata import entry_points  # a few ms: only when asked
+
         for point in entry_points(group=group):
             try:
                 loaded: Any = point.load()
