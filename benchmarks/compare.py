@@ -1,7 +1,7 @@
 """The same chat call through ``litellm.acompletion``, when litellm is installed.
 
-Optional (``pip install litellm``): never installed by the benchmark extras,
-never needed by the tests. Absent, :func:`variants` is empty and the run says so.
+Optional (the ``[compare]`` extra): never installed by the benchmark
+extras, never needed by the tests. Absent, :func:`variants` is empty and the run says so.
 """
 
 from __future__ import annotations
