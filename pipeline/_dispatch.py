@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
+import anyio
 import httpx
 
 from pipeline import errors
+from pipeline._loops import running_loop
 from pipeline._request import Request
 from pipeline._responses import AnyResponse, ChatChunk
 from pipeline._streams import Stream
@@ -24,14 +26,8 @@ DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 
 
 def _on_asyncio() -> bool:
-    asyncio = sys.modules.get("asyncio")  # not imported: no asyncio loop runs
-    if asyncio is None:
-        return False
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(running_loop(), asyncio.AbstractEventLoop)
 
 
 def default_client() -> httpx.AsyncClient:
@@ -113,7 +109,8 @@ class ProviderStream(Stream[ChatChunk]):
         except StopAsyncIteration:
             raise
         except BaseException:
-            await self.aclose()
+            with anyio.CancelScope(shield=True):  # release the connection even when cancelled
+                await self.aclose()
             raise
         return pending.popleft()
 
@@ -135,13 +132,14 @@ class ProviderStream(Stream[ChatChunk]):
 class Dispatcher:
     """The terminal handler every pipeline ends in."""
 
-    __slots__ = ("_adapters", "_client", "_owns_client")
+    __slots__ = ("_adapters", "_client", "_client_loop", "_owns_client")
 
     def __init__(
         self, adapters: Mapping[str, Adapter], http_client: httpx.AsyncClient | None = None
     ) -> None:
         self._adapters = adapters
         self._client = http_client
+        self._client_loop: object | None = None
         self._owns_client = http_client is None
 
     def __repr__(self) -> str:
@@ -149,8 +147,15 @@ class Dispatcher:
 
     @property
     def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = default_client()
+        """The injected client; else the one this dispatcher made for the running
+        event loop (a pool belongs to the loop that opened its connections, so a
+        pipeline used from a second ``asyncio.run`` gets a fresh one)."""
+        if self._owns_client:
+            loop = running_loop()
+            if self._client is None or loop is not self._client_loop:
+                self._client = default_client()
+                self._client_loop = loop
+        assert self._client is not None
         return self._client
 
     async def aclose(self) -> None:
@@ -189,9 +194,11 @@ class Dispatcher:
             response.request = http_request
         if response.status_code >= 400 or not request.stream:
             try:
-                await response.aread()
-            finally:
-                await response.aclose()
+                await response.aread()  # closes the response once read
+            except BaseException:
+                with anyio.CancelScope(shield=True):  # even when cancelled mid-read
+                    await response.aclose()
+                raise
             if response.status_code >= 400:
                 raise UpstreamStatusError(request, response, adapter)
             result: Any = adapter.parse(request, response)

@@ -7,13 +7,13 @@ thread, and connections are reused across sync calls.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from pipeline._loops import running_loop
 from pipeline.errors import SyncInEventLoopError
 
 if TYPE_CHECKING:  # imported when a sync call first needs it: async users never pay for it
@@ -24,22 +24,7 @@ T = TypeVar("T")
 
 def in_event_loop() -> bool:
     """True inside a running asyncio or trio event loop (in this thread)."""
-    asyncio = sys.modules.get("asyncio")  # not imported: no asyncio loop runs
-    if asyncio is not None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            return True
-    trio = sys.modules.get("trio")
-    if trio is not None:
-        try:
-            trio.lowlevel.current_task()
-        except RuntimeError:
-            return False
-        return True
-    return False
+    return running_loop() is not None
 
 
 class LoopThread:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -121,3 +122,46 @@ async def test_default_client_uses_aiohttp_on_asyncio_only(anyio_backend: str) -
         assert isinstance(transport, AiohttpTransport) is (anyio_backend == "asyncio")
     finally:
         await client.aclose()
+
+
+def test_a_pipeline_used_from_a_second_event_loop_gets_a_fresh_client() -> None:
+    import anyio
+
+    pipe = Pipeline()
+    seen: list[httpx.AsyncClient] = []
+
+    async def use() -> None:
+        seen.append(pipe._dispatcher.client)
+        seen.append(pipe._dispatcher.client)  # the same loop keeps its client
+        await pipe.aclose()
+
+    anyio.run(use)
+    anyio.run(use, backend="trio")
+    assert seen[0] is seen[1]
+    assert seen[2] is seen[3]
+    assert seen[0] is not seen[2]  # its pool belonged to the first loop
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_read_still_releases_the_response() -> None:
+    import anyio
+
+    gate = anyio.Event()
+    closed: list[bool] = []
+
+    class SlowBody(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            await gate.wait()
+            yield b"{}"
+
+        async def aclose(self) -> None:
+            await anyio.lowlevel.checkpoint()  # a real close awaits the network
+            closed.append(True)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=SlowBody())
+
+    pipe = Pipeline(registry=ProviderRegistry([mock_provider("mock", handler)]))
+    with anyio.move_on_after(0.05):
+        await pipe.acompletion("mock/m", HI)
+    assert closed == [True]
