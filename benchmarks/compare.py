@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,6 +24,9 @@ def available() -> bool:
 
 @asynccontextmanager
 async def litellm_calls(target: Target) -> AsyncIterator[Call]:
+    # litellm fetches a model price list from the internet when imported unless
+    # told to use its bundled copy; the benchmark talks to 127.0.0.1 only.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     litellm = importlib.import_module("litellm")
 
     async def call(i: int) -> object:
