@@ -353,13 +353,22 @@ def _control(value: object) -> _Control | None:
 class _Flight:
     """One upstream call that identical concurrent requests wait on."""
 
-    __slots__ = ("done", "error", "traceback", "value")
+    __slots__ = ("_done", "error", "traceback", "value")
 
     def __init__(self) -> None:
-        self.done = anyio.Event()
+        self._done: anyio.Event | None = None  # made when the first follower waits
         self.value: Any = None  # a snapshot of the result, never handed out itself
         self.error: Exception | None = None
         self.traceback: TracebackType | None = None
+
+    async def wait(self) -> None:
+        if self._done is None:
+            self._done = anyio.Event()
+        await self._done.wait()
+
+    def finish(self) -> None:
+        if self._done is not None:
+            self._done.set()
 
 
 class _Replay:
@@ -464,7 +473,7 @@ class Cache:
         while control.read:
             flight = self._flights.get(key)
             if flight is not None:
-                await flight.done.wait()
+                await flight.wait()
                 if flight.error is not None:
                     raise flight.error.with_traceback(flight.traceback)
                 if flight.value is not None:
@@ -499,7 +508,7 @@ class Cache:
         finally:
             if flight is not None:
                 del self._flights[key]
-                flight.done.set()
+                flight.finish()
 
     async def _stream(
         self, request: Request, call_next: Handler, key: str, control: _Control

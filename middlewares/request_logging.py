@@ -8,9 +8,10 @@ Each request logs one event, ``llm.request``, on the ``"dispatchline"``
 logger when it ends; for a stream, when the stream ends, fails or is closed.
 Its fields:
 
-- ``request_id``: ours, a fresh uuid4 hex per request. It is also bound
-  with ``structlog.contextvars`` while the rest of the chain runs, so log
-  lines of inner middlewares carry it (with ``merge_contextvars`` configured);
+- ``request_id``: ours, 32 fresh random hex characters per request (like a
+  uuid4 hex). It is also bound with ``structlog.contextvars`` while the rest
+  of the chain runs, so log lines of inner middlewares carry it (with
+  ``merge_contextvars`` configured);
 - ``endpoint``, ``provider``, ``model`` (as requested), ``stream``;
 - ``outcome``: ``"ok"``, ``"error"``, or ``"cancelled"`` (the call was
   cancelled, or the caller closed its stream before the end);
@@ -31,8 +32,8 @@ are not logged, and error messages are scrubbed.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -139,29 +140,32 @@ class Logging:
     ``request_id`` is bound for every inner middleware.
     """
 
-    __slots__ = ("_bind", "_log", "_log_content")
+    __slots__ = ("_bind", "_log", "_log_content", "_unbind")
 
     def __init__(self, *, log_content: bool = False) -> None:
         if not isinstance(log_content, bool):
             raise TypeError(f"log_content must be a bool, got {log_content!r}")
         self._log_content = log_content
-        from structlog.contextvars import bound_contextvars
+        from structlog.contextvars import bind_contextvars, reset_contextvars
 
         self._log = logger()
-        self._bind = bound_contextvars
+        self._bind = bind_contextvars
+        self._unbind = reset_contextvars
 
     def __repr__(self) -> str:
         return f"Logging(log_content={self._log_content})"
 
     async def __call__(self, request: Request, call_next: Handler) -> Result:
-        request_id = uuid.uuid4().hex
+        request_id = os.urandom(16).hex()  # as random as a uuid4, without building one
         start = time.perf_counter()
+        bound = self._bind(request_id=request_id)
         try:
-            with self._bind(request_id=request_id):
-                result = await call_next(request)
+            result = await call_next(request)
         except BaseException as exc:
+            self._unbind(**bound)
             self._emit(request, request_id, start, _failure(exc, request))
             raise
+        self._unbind(**bound)
         if isinstance(result, Stream):
             watch = _StreamWatch(self, request, request_id, start, result)
             return observe(

@@ -19,17 +19,20 @@ class Secret:
     ``reveal()`` returns the value, for the one place that must send it.
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ("_fingerprint", "_value")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        self._fingerprint: str | None = None
 
     def reveal(self) -> str:
         return self._value
 
     def fingerprint(self) -> str:
         """A short one-way digest: tells two keys apart without exposing either."""
-        return hashlib.sha256(self._value.encode()).hexdigest()[:16]
+        if self._fingerprint is None:
+            self._fingerprint = hashlib.sha256(self._value.encode()).hexdigest()[:16]
+        return self._fingerprint
 
     def __repr__(self) -> str:
         return "Secret('***')"
