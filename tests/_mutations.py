@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+# Fuzz tests draw inside async tests with fixtures; no deadline on a shared machine.
+FUZZ = settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 json_values = st.recursive(
     st.none()

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import httpx
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline import (
@@ -36,7 +36,7 @@ from pipeline._chain import Handler
 from pipeline._dispatch import Result
 from providers import ProviderRegistry, default_registry
 from providers.cohere import COHERE, KEY_ENVS, Cohere
-from tests._mutations import cut_and_flipped, damaged
+from tests._mutations import FUZZ, cut_and_flipped, damaged
 from tests.conftest import load_recorded, recorded_names
 
 pytestmark = pytest.mark.anyio
@@ -760,17 +760,6 @@ def decodes_or_fails_cleanly(raw: bytes, step: int) -> None:
         assert b'"error"' in raw or b'"message"' in raw  # only a reported failure raises others
         return
     assert all(isinstance(c, ChatChunk) for c in chunks)
-
-
-# No target phase: these tests call no ``target()``, and the phase's lazy import
-# of hypothesis's optimiser, compiled under hypothesis's raised recursion limit,
-# trips CPython 3.11.7's "AST constructor recursion depth mismatch" here.
-FUZZ = settings(
-    max_examples=50,
-    deadline=None,
-    phases=tuple(phase for phase in Phase if phase is not Phase.target),
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
 
 
 @FUZZ
