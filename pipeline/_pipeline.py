@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AbstractContextManager, AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
@@ -67,6 +67,7 @@ class Pipeline:
         "_loop",
         "_middlewares",
         "_registry",
+        "_sync_lifespan",
     )
 
     def __init__(
@@ -86,6 +87,7 @@ class Pipeline:
         self._handler: Handler = bind(self._middlewares, self._dispatcher)
         self._loop = LoopThread(sync_backend)
         self._lifespan: AsyncExitStack | None = None
+        self._sync_lifespan: AbstractContextManager[Pipeline] | None = None
         self._frozen = True
 
     @classmethod
@@ -331,7 +333,25 @@ class Pipeline:
             await self.aclose()
 
     def __enter__(self) -> Pipeline:
+        """Sync twin of ``async with``: middlewares that are async context managers
+        are entered on the sync facade's loop thread, in one task that lives
+        until ``__exit__`` (so background callbacks work from sync code too)."""
+        if any(hasattr(layer, "__aenter__") for layer in self._middlewares):
+            lifespan = self._loop.portal().wrap_async_context_manager(self)
+            lifespan.__enter__()
+            object.__setattr__(self, "_sync_lifespan", lifespan)
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        lifespan = self._sync_lifespan
+        object.__setattr__(self, "_sync_lifespan", None)
+        try:
+            if lifespan is not None:
+                lifespan.__exit__(exc_type, exc, tb)
+        finally:
+            self.close()

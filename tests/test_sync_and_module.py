@@ -165,3 +165,19 @@ async def test_a_cancelled_read_still_releases_the_response() -> None:
     with anyio.move_on_after(0.05):
         await pipe.acompletion("mock/m", HI)
     assert closed == [True]
+
+
+def test_sync_with_enters_background_callbacks(sync_backend: str) -> None:
+    from middlewares import Callbacks, ErrorMapping
+
+    seen: list[str] = []
+
+    async def on_success(request: object, response: ChatResponse) -> None:
+        seen.append(response.choices[0].message.content or "")
+
+    stack = [Callbacks(on_success=on_success, background=True), ErrorMapping()]
+    with Pipeline(stack, sync_backend=sync_backend) as pipe:  # type: ignore[arg-type]
+        pipe.completion("mock/echo", HI)
+        pipe.completion("mock/echo", [{"role": "user", "content": "again"}])
+    # leaving the block waited for the pending background hooks
+    assert seen == ["echo: hello sync", "echo: again"]
