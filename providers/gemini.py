@@ -95,7 +95,7 @@ from pipeline._secrets import Secret
 from pipeline.adapter import parsing, read_json, status_error, timeout_extensions
 from providers._credentials import api_key
 from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str
-from providers._lines import SSEParser
+from providers._lines import JSONArraySplitter, SSEParser
 from providers.openai_compatible import CHAT_EMBEDDING
 
 BASE_URL = "https://generativelanguage.googleapis.com"
@@ -727,79 +727,6 @@ def _stream_error(request: Request, data: dict[str, Any]) -> errors.DispatchErro
 
 
 # -- streams ------------------------------------------------------------------
-
-
-class JSONArraySplitter:
-    """The objects of a streamed top-level JSON array (or of objects sent one after
-    another), as texts, from bytes in any split. Only structure is scanned here;
-    each object is decoded by the caller."""
-
-    __slots__ = ("_base", "_buffer", "_depth", "_escape", "_opened", "_scan", "_start", "_string")
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._scan = 0
-        self._start = -1  # where the object being read starts in the buffer
-        self._depth = 0
-        self._base = 0  # the depth objects live at: 1 inside an array, 0 bare
-        self._opened = False
-        self._string = False
-        self._escape = False
-
-    def feed(self, data: bytes) -> list[str]:
-        buffer = self._buffer
-        buffer += data
-        out: list[str] = []
-        for i in range(self._scan, len(buffer)):
-            byte = buffer[i]
-            if self._string:
-                if self._escape:
-                    self._escape = False
-                elif byte == 0x5C:  # backslash
-                    self._escape = True
-                elif byte == 0x22:
-                    self._string = False
-            elif self._depth > self._base:
-                self._inside(byte, buffer, i, out)
-            elif byte not in b" \t\r\n":
-                self._between(byte, i)
-        if self._start < 0:
-            del buffer[:]
-        else:
-            del buffer[: self._start]
-            self._start = 0
-        self._scan = len(buffer)
-        return out
-
-    def _inside(self, byte: int, buffer: bytearray, i: int, out: list[str]) -> None:
-        if byte == 0x22:
-            self._string = True
-        elif byte in b"{[":
-            self._depth += 1
-        elif byte in b"}]":
-            self._depth -= 1
-            if self._depth == self._base:
-                out.append(buffer[self._start : i + 1].decode("utf-8"))
-                self._start = -1
-
-    def _between(self, byte: int, i: int) -> None:
-        if byte == ord("{"):
-            self._start = i
-            self._depth += 1
-        elif byte == ord("[") and not self._opened:
-            self._opened = True
-            self._base = self._depth = 1
-        elif byte == ord(",") and self._depth == 1:
-            pass
-        elif byte == ord("]") and self._depth == 1:
-            self._depth = self._base = 0
-        else:
-            raise ValueError(f"unexpected {chr(byte)!r} between streamed JSON objects")
-
-    def close(self) -> list[str]:
-        if self._depth or self._string or self._start >= 0:
-            raise ValueError("the body ended inside a JSON array or object")
-        return []
 
 
 # How a body's first byte tells its framing: a JSON array (or bare objects), or SSE
