@@ -25,13 +25,13 @@ from pipeline import (
     Pipeline,
     Request,
     Secret,
-    StreamAccumulator,
     UpstreamStatusError,
     errors,
 )
 from providers import ProviderRegistry, default_registry
 from providers.anthropic import ANTHROPIC, DEFAULT_MAX_TOKENS, AnthropicMessages
 from providers.openai import OPENAI
+from tests._decoding import accumulate
 from tests.conftest import load_recorded, recorded_names
 
 pytestmark = pytest.mark.anyio
@@ -317,13 +317,6 @@ def decode(request: Request, raw: bytes, pieces: Iterator[bytes] | None = None) 
 
 def one_byte_at_a_time(raw: bytes) -> Iterator[bytes]:
     return (raw[i : i + 1] for i in range(len(raw)))
-
-
-def accumulate(chunks: list[ChatChunk]) -> ChatResponse:
-    accumulator = StreamAccumulator()
-    for chunk in chunks:
-        accumulator.add(chunk)
-    return accumulator.response()
 
 
 def check_reply(response: ChatResponse, expected: Reply) -> None:

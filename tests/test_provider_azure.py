@@ -20,10 +20,10 @@ from hypothesis import given
 
 from pipeline import ChatResponse, Endpoint, Request, Secret, UpstreamStatusError, errors
 from providers.azure import AZURE, DEFAULT_API_VERSION, AzureOpenAI
+from tests._decoding import accumulate as assemble
 from tests.conftest import load_recorded, recorded_names
 from tests.test_provider_openai import (
     SETTINGS,
-    assemble,
     assert_same_request,
     call_from_recorded,
     check_chat,

@@ -36,6 +36,7 @@ from pipeline._chain import Handler
 from pipeline._dispatch import Result
 from providers import ProviderRegistry, default_registry
 from providers.cohere import COHERE, KEY_ENVS, Cohere
+from tests._decoding import accumulate, feed
 from tests._mutations import FUZZ, cut_and_flipped, damaged
 from tests.conftest import load_recorded, recorded_names
 
@@ -565,17 +566,7 @@ STREAMING = attrs.evolve(CHAT, stream=True)
 
 
 def decode(raw: bytes, step: int | None = None) -> list[ChatChunk]:
-    decoder = COHERE.stream_decoder(STREAMING)
-    pieces = [raw] if step is None else [raw[i : i + step] for i in range(0, len(raw), step)]
-    chunks = [chunk for piece in pieces for chunk in decoder.feed(piece)]
-    return chunks + decoder.close()
-
-
-def accumulate(chunks: list[ChatChunk]) -> ChatResponse:
-    acc = StreamAccumulator()
-    for chunk in chunks:
-        acc.add(chunk)
-    return acc.response()
+    return feed(COHERE.stream_decoder(STREAMING), raw, step)
 
 
 async def test_text_stream() -> None:

@@ -24,10 +24,10 @@ from providers.__main__ import capability_table, main
 from providers.compatible import COMPATIBLE, OWNER
 from providers.openai import OPENAI
 from providers.openai_compatible import CHAT, OpenAICompatible
+from tests._decoding import accumulate as assemble
 from tests.conftest import load_recorded, recorded_names
 from tests.test_provider_openai import (
     SETTINGS,
-    assemble,
     assert_same_request,
     call_from_recorded,
     check_chat,

@@ -20,13 +20,14 @@ from pipeline import (
     Pipeline,
     Request,
     Secret,
-    StreamAccumulator,
     UpstreamStatusError,
     errors,
 )
 from providers import ProviderRegistry
 from providers.gemini import GEMINI, Gemini
 from providers.openai import OPENAI
+from tests._decoding import accumulate as assembled
+from tests._decoding import feed
 from tests.conftest import load_recorded, recorded_names
 
 pytestmark = pytest.mark.anyio
@@ -57,20 +58,7 @@ def recorded_response(exchange: dict[str, Any]) -> httpx.Response:
 
 
 def decode(request: Request, data: bytes, *, piece: int | None = None) -> list[ChatChunk]:
-    decoder = GEMINI.stream_decoder(request)
-    size = piece or len(data) or 1
-    chunks: list[ChatChunk] = []
-    for start in range(0, len(data), size):
-        chunks.extend(decoder.feed(data[start : start + size]))
-    chunks.extend(decoder.close())
-    return chunks
-
-
-def assembled(chunks: list[ChatChunk]) -> ChatResponse:
-    accumulator = StreamAccumulator()
-    for chunk in chunks:
-        accumulator.add(chunk)
-    return accumulator.response()
+    return feed(GEMINI.stream_decoder(request), data, piece)
 
 
 def usage_tuple(response: ChatResponse) -> tuple[int, int, int, int | None]:

@@ -43,6 +43,7 @@ from providers.ollama import (
     finish_from,
     usage_from,
 )
+from tests._decoding import accumulate, feed
 from tests._mutations import FUZZ, cut_and_flipped, damaged
 from tests.conftest import load_recorded, recorded_names
 
@@ -347,17 +348,7 @@ STREAMS = {
 
 
 def decode(request: Request, raw: bytes, step: int | None = None) -> list[ChatChunk]:
-    decoder = OLLAMA.stream_decoder(request)
-    pieces = [raw] if step is None else [raw[i : i + step] for i in range(0, len(raw), step)]
-    chunks = [chunk for piece in pieces for chunk in decoder.feed(piece)]
-    return chunks + decoder.close()
-
-
-def accumulate(chunks: list[ChatChunk]) -> ChatResponse:
-    acc = StreamAccumulator()
-    for chunk in chunks:
-        acc.add(chunk)
-    return acc.response()
+    return feed(OLLAMA.stream_decoder(request), raw, step)
 
 
 @pytest.mark.parametrize("name", sorted(STREAMS))

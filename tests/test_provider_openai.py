@@ -34,7 +34,6 @@ from pipeline import (
     Request,
     Secret,
     SpeechResponse,
-    StreamAccumulator,
     TranscriptionResponse,
     UpstreamStatusError,
     errors,
@@ -42,6 +41,8 @@ from pipeline import (
 from pipeline.adapter import Adapter
 from providers import ProviderRegistry
 from providers.openai import OPENAI
+from tests._decoding import accumulate as assemble
+from tests._decoding import feed
 from tests.conftest import load_recorded, recorded_names
 
 pytestmark = pytest.mark.anyio
@@ -109,17 +110,7 @@ def assert_same_request(
 
 def decode(adapter: Adapter, request: Request, raw: bytes, piece: int = 0) -> list[ChatChunk]:
     """Every chunk of ``raw``, fed whole (``piece=0``) or ``piece`` bytes at a time."""
-    decoder = adapter.stream_decoder(request)
-    pieces = [raw] if piece == 0 else [raw[i : i + piece] for i in range(0, len(raw), piece)]
-    chunks = [chunk for part in pieces for chunk in decoder.feed(part)]
-    return chunks + decoder.close()
-
-
-def assemble(chunks: list[ChatChunk]) -> ChatResponse:
-    accumulator = StreamAccumulator()
-    for chunk in chunks:
-        accumulator.add(chunk)
-    return accumulator.response()
+    return feed(adapter.stream_decoder(request), raw, piece)
 
 
 def parse_recorded(adapter: Adapter, request: Request, recorded: Mapping[str, Any]) -> Any:
