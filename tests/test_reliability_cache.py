@@ -21,21 +21,12 @@ from middlewares.cache import DEFAULT_TTL, CachedStream
 from pipeline import Attempt, Pipeline, Stream, errors
 from providers import ProviderRegistry, Script, echo_handler, mock_provider
 from tests._scripted_replies import HI, failure
+from tests.test_cache import Upstream
 
 pytestmark = pytest.mark.anyio
 
 
-class Counting:
-    def __init__(self, handler: Any = echo_handler) -> None:
-        self.calls = 0
-        self.handler = handler
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.calls += 1
-        return self.handler(request)  # type: ignore[no-any-return]
-
-
-def default_pipeline(upstream: Counting, **options: Any) -> Pipeline:
+def default_pipeline(upstream: Upstream, **options: Any) -> Pipeline:
     registry = ProviderRegistry([mock_provider("mock", upstream)])
     return Pipeline.default(registry=registry, logging=False, **options)
 
@@ -58,7 +49,7 @@ def default_pipeline(upstream: Counting, **options: Any) -> Pipeline:
 async def test_the_default_stack_caches_a_chat_answer_only_when_it_does_not_sample(
     params: dict[str, Any], cached: bool
 ) -> None:
-    upstream = Counting()
+    upstream = Upstream()
     pipe = default_pipeline(upstream)
     first = await pipe.acompletion("mock/m", HI, **params)
     again = await pipe.acompletion("mock/m", HI, **params)
@@ -67,7 +58,7 @@ async def test_the_default_stack_caches_a_chat_answer_only_when_it_does_not_samp
 
 
 async def test_a_sampled_stream_is_not_replayed_without_asking() -> None:
-    upstream = Counting()
+    upstream = Upstream()
     pipe = default_pipeline(upstream)
     for _ in range(2):
         stream = await pipe.acompletion("mock/m", HI, stream=True)
@@ -79,7 +70,7 @@ async def test_a_sampled_stream_is_not_replayed_without_asking() -> None:
 
 
 async def test_embeddings_and_speech_are_cached_images_are_not() -> None:
-    upstream = Counting()
+    upstream = Upstream()
     pipe = default_pipeline(upstream)
     for _ in range(2):
         await pipe.aembedding("mock/e", ["a"])
@@ -89,7 +80,7 @@ async def test_embeddings_and_speech_are_cached_images_are_not() -> None:
 
 
 async def test_cache_sampled_true_caches_sampled_answers_too() -> None:
-    upstream = Counting()
+    upstream = Upstream()
     pipe = default_pipeline(upstream, cache=Cache(sampled=True))
     await pipe.acompletion("mock/m", HI)
     assert (await pipe.acompletion("mock/m", HI)).cache_hit
@@ -195,7 +186,7 @@ async def test_single_flight_waiters_each_raise_their_own_copy_chained_to_the_or
 
 
 async def test_a_replayed_stream_is_a_stream() -> None:
-    pipe = default_pipeline(Counting())
+    pipe = default_pipeline(Upstream())
     for _ in range(2):
         stream = await pipe.acompletion("mock/m", HI, stream=True, temperature=0)
         assert isinstance(stream, Stream)

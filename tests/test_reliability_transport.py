@@ -8,6 +8,7 @@ transports and on trio with httpx's (aiohttp runs on asyncio only).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 
 import anyio
@@ -219,3 +220,34 @@ async def test_no_connection_leaks_after_many_failing_calls_on_a_real_pool(
                 await call(pipe, model, stream=stream)
             assert transport.open == 0, f"call {i} ({model}) left a response open"
         assert transport.opened == CALLS
+
+
+# -- the client a pipeline makes itself: with the [aiohttp] extra, and as users get it without ---
+
+
+async def test_the_client_a_pipeline_makes_itself_types_failures_alike(
+    transport_name: str, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if transport_name == "httpx":  # what users get without the [aiohttp] extra installed
+        monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)
+    async with (
+        loopback_server() as port,
+        Pipeline([ErrorMapping()], registry=local_registry(port)) as pipe,
+    ):
+        transport = type(pipe._dispatcher.client._transport).__name__
+        assert transport == (
+            "AiohttpTransport" if transport_name == "aiohttp" else "AsyncHTTPTransport"
+        )
+        for model, expected in (
+            ("bad-status", errors.APIConnectionError),
+            ("reset", errors.APIConnectionError),
+        ):
+            with pytest.raises(expected) as caught:
+                await call(pipe, model, stream=True)
+            assert not isinstance(caught.value, errors.TimeoutError)
+        with pytest.raises(errors.TimeoutError):
+            await call(pipe, "hang-after-chunk", stream=True)
+        assert [c.choices[0].delta.content for c in await call(pipe, "ok-stream", stream=True)] == [
+            "hello",
+            "",
+        ]
