@@ -1,22 +1,17 @@
-"""The OpenAI wire format: one adapter for OpenAI and every provider that speaks it.
+"""The adapter every OpenAI-speaking provider is a row of: :class:`OpenAICompatible`.
 
 A provider that speaks OpenAI's API is a configured :class:`OpenAICompatible`:
 its base URL, key variable, headers, capabilities and auto-detect prefixes.
-What differs between such providers in their replies is read generically here
-(usage under ``x_groq``, usage without ``stream_options``, reasoning as
-``reasoning`` or ``reasoning_content``, content as a list of parts), so no
-provider needs a branch of its own.
+The bodies and replies themselves are OpenAI's wire format
+(:mod:`providers.openai_wire`, and :mod:`providers.openai_audio` for
+transcription uploads and speech).
 
 Choices worth knowing:
 
 - Embeddings: nothing is added to the request, so the server answers with
   float arrays (as every compatible server does). Pass
   ``encoding_format="base64"`` for bodies about half the size; either way the
-  response holds plain ``list[float]`` vectors (base64 is decoded here).
-- Transcription: ``file`` is audio bytes, ``(filename, bytes)`` or
-  ``(filename, bytes, content_type)``. Bare bytes get a filename whose
-  extension is sniffed from the audio's magic bytes (OpenAI picks the decoder
-  by extension); list parameters are sent as repeated ``name[]`` fields.
+  response holds plain ``list[float]`` vectors (base64 is decoded).
 - Parameters whose names are in :attr:`OpenAICompatible.control_params`
   (``extra_headers``) shape the HTTP request, never the JSON body;
   ``extra_body`` (as in the openai SDK) is merged into the body last.
@@ -26,12 +21,8 @@ Choices worth knowing:
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
-import sys
-from array import array
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -41,31 +32,18 @@ import httpx
 
 from pipeline import errors
 from pipeline._request import Endpoint, Request
-from pipeline._responses import (
-    AnyResponse,
-    ChatChunk,
-    ChatResponse,
-    Choice,
-    ChunkChoice,
-    Delta,
-    Embedding,
-    EmbeddingResponse,
-    Function,
-    FunctionDelta,
-    Image,
-    ImageResponse,
-    Message,
-    SpeechResponse,
-    ToolCall,
-    ToolCallDelta,
-    TranscriptionResponse,
-    Usage,
-)
+from pipeline._responses import AnyResponse, ChatResponse
 from pipeline._secrets import Secret
-from pipeline.adapter import parsing, read_json, status_error, timeout_extensions
+from pipeline.adapter import parsing, read_json, timeout_extensions
 from providers._credentials import api_key
-from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str, req_str
-from providers._lines import SSEParser
+from providers.openai_audio import speech_response, transcription_content, transcription_response
+from providers.openai_wire import (
+    OpenAIStreamDecoder,
+    chat_response,
+    embedding_response,
+    error_from,
+    image_response,
+)
 
 ALL_ENDPOINTS: frozenset[Endpoint] = frozenset(
     {"chat", "embedding", "image", "transcription", "speech"}
@@ -81,230 +59,7 @@ _PATHS: dict[str, str] = {
     "speech": "/audio/speech",
 }
 
-# Finish reasons outside OpenAI's set, as some compatible providers send them.
-_FINISH: dict[str, str] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "content_filter": "content_filter",
-    "function_call": "function_call",
-    "eos": "stop",
-    "end_turn": "stop",
-    "model_length": "length",
-    "max_tokens": "length",
-    "tool_call": "tool_calls",
-    "error": "stop",
-}
-
-# error.code / error.type values that name a more specific error than the status.
-_ERROR_CODES: dict[str, type[errors.DispatchError]] = {
-    "context_length_exceeded": errors.ContextWindowExceededError,
-    "string_above_max_length": errors.ContextWindowExceededError,
-    "content_filter": errors.ContentPolicyViolationError,
-    "content_policy_violation": errors.ContentPolicyViolationError,
-    "ResponsibleAIPolicyViolation": errors.ContentPolicyViolationError,
-    "invalid_api_key": errors.AuthenticationError,
-    "insufficient_quota": errors.RateLimitError,
-    "rate_limit_exceeded": errors.RateLimitError,
-    "model_not_found": errors.NotFoundError,
-    "server_error": errors.InternalServerError,
-}
-# Codes that no retry can fix even though their class is retryable.
-_NOT_RETRYABLE = frozenset({"insufficient_quota"})
-
 _EMPTY: Mapping[str, str] = MappingProxyType({})
-
-
-def _index(data: dict[str, Any], position: int) -> int:
-    """An item's ``index``, or its position when the server leaves it out (0 is an index)."""
-    index = opt_int(data, "index")
-    return position if index is None else index
-
-
-def finish_reason(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError("finish_reason should be a string")
-    return _FINISH.get(value.lower(), "stop")
-
-
-def usage_from(data: dict[str, Any] | None) -> Usage | None:
-    if data is None:
-        return None
-    prompt = opt_int(data, "prompt_tokens") or 0
-    completion = opt_int(data, "completion_tokens") or 0
-    details = opt_dict(data, "completion_tokens_details") or {}
-    prompt_details = opt_dict(data, "prompt_tokens_details") or {}
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=opt_int(data, "total_tokens") or prompt + completion,
-        reasoning_tokens=opt_int(details, "reasoning_tokens"),
-        cached_tokens=opt_int(prompt_details, "cached_tokens"),
-    )
-
-
-def _text_and_reasoning(content: Any) -> tuple[str | None, str | None]:
-    """Content as a string, or as a list of parts (Mistral's thinking parts among them)."""
-    if content is None or isinstance(content, str):
-        return content, None
-    text: list[str] = []
-    thinking: list[str] = []
-    for part in as_list(content, "content"):
-        part = as_dict(part, "content part")
-        kind = part.get("type")
-        if kind == "text":
-            text.append(req_str(part, "text"))
-        elif kind == "thinking":
-            inner = part.get("thinking")
-            if isinstance(inner, str):
-                thinking.append(inner)
-            else:
-                thinking.extend(req_str(as_dict(p), "text") for p in as_list(inner, "thinking"))
-    return "".join(text) if text else None, "".join(thinking) if thinking else None
-
-
-def _reasoning(data: dict[str, Any]) -> str | None:
-    return opt_str(data, "reasoning_content") or opt_str(data, "reasoning")
-
-
-def _tool_call(data: Any) -> ToolCall:
-    data = as_dict(data, "tool call")
-    function = as_dict(data["function"], "function")
-    arguments = function.get("arguments")
-    if not isinstance(arguments, str):  # some servers send an object
-        arguments = json.dumps(as_dict(arguments or {}, "arguments"))
-    return ToolCall(
-        id=opt_str(data, "id") or "",
-        type=opt_str(data, "type") or "function",
-        function=Function(name=req_str(function, "name"), arguments=arguments),
-    )
-
-
-def chat_response(request: Request, data: Any) -> ChatResponse:
-    data = as_dict(data, "chat completion")
-    choices = []
-    for i, raw in enumerate(as_list(data["choices"], "choices")):
-        raw = as_dict(raw, "choice")
-        message = as_dict(raw["message"], "message")
-        content, thinking = _text_and_reasoning(message.get("content"))
-        calls = [_tool_call(call) for call in opt_list(message, "tool_calls")]
-        choices.append(
-            Choice(
-                index=_index(raw, i),
-                message=Message(
-                    role=opt_str(message, "role") or "assistant",
-                    content=content,
-                    tool_calls=calls or None,
-                    reasoning_content=_reasoning(message) or thinking,
-                    refusal=opt_str(message, "refusal"),
-                ),
-                finish_reason=finish_reason(raw.get("finish_reason")) or "stop",
-            )
-        )
-    usage = opt_dict(data, "usage") or opt_dict(opt_dict(data, "x_groq") or {}, "usage")
-    return ChatResponse(
-        id=opt_str(data, "id") or "",
-        created=opt_int(data, "created") or 0,
-        model=opt_str(data, "model") or request.model,
-        choices=choices,
-        usage=usage_from(usage),
-        system_fingerprint=opt_str(data, "system_fingerprint"),
-    )
-
-
-def _tool_call_delta(data: Any) -> ToolCallDelta:
-    data = as_dict(data, "tool call delta")
-    function = opt_dict(data, "function")
-    arguments = function.get("arguments") if function else None
-    if arguments is not None and not isinstance(arguments, str):
-        arguments = json.dumps(as_dict(arguments, "arguments"))
-    return ToolCallDelta(
-        index=opt_int(data, "index") or 0,
-        id=opt_str(data, "id"),
-        type=opt_str(data, "type"),
-        function=(
-            FunctionDelta(name=opt_str(function, "name"), arguments=arguments)
-            if function is not None
-            else None
-        ),
-    )
-
-
-def chat_chunk(request: Request, data: Any) -> ChatChunk | None:
-    """One streamed chunk, or None for an event that carries nothing (Azure's filter-only one)."""
-    data = as_dict(data, "chunk")
-    choices = []
-    for i, raw in enumerate(opt_list(data, "choices")):
-        raw = as_dict(raw, "choice")
-        delta = opt_dict(raw, "delta") or {}
-        content, thinking = _text_and_reasoning(delta.get("content"))
-        calls = [_tool_call_delta(call) for call in opt_list(delta, "tool_calls")]
-        choices.append(
-            ChunkChoice(
-                index=_index(raw, i),
-                delta=Delta(
-                    role=opt_str(delta, "role"),
-                    content=content,
-                    tool_calls=calls or None,
-                    reasoning_content=_reasoning(delta) or thinking,
-                    refusal=opt_str(delta, "refusal"),
-                ),
-                finish_reason=finish_reason(raw.get("finish_reason")),
-            )
-        )
-    usage = usage_from(opt_dict(data, "usage") or opt_dict(opt_dict(data, "x_groq") or {}, "usage"))
-    if not choices and usage is None:
-        return None
-    return ChatChunk(
-        id=opt_str(data, "id") or "",
-        created=opt_int(data, "created") or 0,
-        model=opt_str(data, "model") or request.model,
-        provider=request.provider,
-        choices=choices,
-        usage=usage,
-        system_fingerprint=opt_str(data, "system_fingerprint"),
-    )
-
-
-def _error_names(inner: dict[str, Any], code: str | None) -> list[str]:
-    """What an error calls itself: its ``code``, ``type`` and (Azure) ``innererror.code``."""
-    nested = inner.get("innererror")
-    candidates = (code, inner.get("type"), nested.get("code") if isinstance(nested, dict) else None)
-    return [name for name in candidates if isinstance(name, str)]
-
-
-def error_from_body(request: Request, response: httpx.Response, body: Any) -> errors.DispatchError:
-    """OpenAI's ``{"error": {"message", "type", "param", "code"}}``, or the
-    looser shapes compatible servers send (``{"error": "..."}``, ``{"message": ...}``)."""
-    message = ""
-    code: str | None = None
-    names: list[str] = []
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            message = str(inner.get("message") or "")
-            raw_code = inner.get("code")
-            code = str(raw_code) if raw_code is not None else None
-            names = _error_names(inner, code)
-        elif isinstance(inner, str):
-            message = inner
-    elif isinstance(body, str):
-        message = body[:500]
-    cls = next((_ERROR_CODES[name] for name in names if name in _ERROR_CODES), None)
-    if cls is None and "maximum context length" in message:
-        cls = errors.ContextWindowExceededError
-    if (
-        cls is not None
-        and response.status_code >= 500
-        and not issubclass(cls, errors.InternalServerError)
-    ):
-        cls = None  # a server error's status says more than its code
-    error = status_error(request, response, message, cls=cls, code=code)
-    if _NOT_RETRYABLE.intersection(names):
-        error.retryable = False
-    return error
 
 
 def _json(body: dict[str, Any]) -> dict[str, Any]:
@@ -313,78 +68,6 @@ def _json(body: dict[str, Any]) -> dict[str, Any]:
     if extra:
         body.update(extra)
     return {"json": body}
-
-
-def _decode_base64_floats(value: str) -> list[float]:
-    values = array("f")
-    values.frombytes(base64.b64decode(value))
-    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
-        values.byteswap()
-    return values.tolist()
-
-
-class OpenAIStreamDecoder:
-    """SSE ``data:`` events of chat-completion chunks, ending in ``[DONE]``."""
-
-    __slots__ = ("_done", "_events", "_request", "_seen")
-
-    def __init__(self, request: Request) -> None:
-        self._request = request
-        self._events = SSEParser()
-        self._done = False
-        self._seen = False
-
-    def feed(self, data: bytes) -> list[ChatChunk]:
-        with parsing(self._request, "stream"):
-            events = self._events.feed(data)
-        return self._chunks(events)
-
-    def close(self) -> list[ChatChunk]:
-        """The body ended. Ending without ``[DONE]`` is accepted (some servers omit
-        it); ending without a single event is not: that body was not a stream."""
-        with parsing(self._request, "stream"):
-            events = self._events.close()
-        out = self._chunks(events)
-        if not self._seen:
-            raise errors.ProviderResponseError(
-                f"{self._request.provider} ended a stream without sending any event",
-                provider=self._request.provider,
-                model=self._request.model,
-            )
-        return out
-
-    def _chunks(self, events: list[Any]) -> list[ChatChunk]:
-        out: list[ChatChunk] = []
-        request = self._request
-        for event in events:
-            self._seen = True
-            if self._done:
-                break
-            if event.data == "[DONE]":
-                self._done = True
-                break
-            with parsing(request, "stream event"):
-                data = json.loads(event.data)
-                if isinstance(data, dict) and "error" in data:
-                    raise _stream_error(request, data)
-                chunk = chat_chunk(request, data)
-            if chunk is not None:
-                out.append(chunk)
-        return out
-
-
-def _stream_error(request: Request, data: dict[str, Any]) -> errors.DispatchError:
-    inner = data["error"]
-    message = str(inner.get("message", inner) if isinstance(inner, dict) else inner)
-    code = inner.get("code") if isinstance(inner, dict) else None
-    cls = _ERROR_CODES.get(str(code or ""), errors.InternalServerError)
-    return cls(
-        message,
-        provider=request.provider,
-        model=request.model,
-        code=str(code) if code is not None else None,
-        secrets=request.secrets(),
-    )
 
 
 @attrs.frozen(kw_only=True)
@@ -489,81 +172,13 @@ class OpenAICompatible:
         return _json({**self.model_field(request), "prompt": request.input, **params})
 
     def _transcription_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
-        """Multipart: the audio file plus form fields."""
-        params.pop("extra_body", None)
-        fields: dict[str, str | list[str]] = dict(self.model_field(request))
-        for name, value in params.items():
-            if value is None:
-                continue
-            if isinstance(value, (list, tuple)):
-                fields[f"{name}[]"] = [_form_value(item) for item in value]
-            else:
-                fields[name] = _form_value(value)
-        return {"files": {"file": audio_upload(request.input)}, "data": fields}
+        return transcription_content(request, dict(self.model_field(request)), params)
 
     # -- parse -------------------------------------------------------------
 
     def parse(self, request: Request, response: httpx.Response) -> AnyResponse:
         with parsing(request):
-            return _PARSERS[request.endpoint](self, request, response)
-
-    def _parse_chat(self, request: Request, response: httpx.Response) -> ChatResponse:
-        return chat_response(request, read_json(request, response))
-
-    def _parse_embedding(self, request: Request, response: httpx.Response) -> EmbeddingResponse:
-        data = as_dict(read_json(request, response))
-        items = []
-        for i, raw in enumerate(as_list(data["data"], "data")):
-            raw = as_dict(raw)
-            vector = raw["embedding"]
-            items.append(
-                Embedding(
-                    index=_index(raw, i),
-                    embedding=(
-                        _decode_base64_floats(vector) if isinstance(vector, str) else floats(vector)
-                    ),
-                )
-            )
-        return EmbeddingResponse(
-            model=opt_str(data, "model") or request.model,
-            data=items,
-            usage=usage_from(opt_dict(data, "usage")),
-        )
-
-    def _parse_image(self, request: Request, response: httpx.Response) -> ImageResponse:
-        data = as_dict(read_json(request, response))
-        images = [
-            Image(
-                url=opt_str(item, "url"),
-                b64_json=opt_str(item, "b64_json"),
-                revised_prompt=opt_str(item, "revised_prompt"),
-            )
-            for item in map(as_dict, as_list(data["data"], "data"))
-        ]
-        return ImageResponse(
-            model=request.model, created=opt_int(data, "created") or 0, data=images
-        )
-
-    def _parse_transcription(
-        self, request: Request, response: httpx.Response
-    ) -> TranscriptionResponse:
-        if "json" not in response.headers.get("content-type", ""):
-            return TranscriptionResponse(model=request.model, text=response.text)
-        data = as_dict(read_json(request, response))
-        duration = data.get("duration")
-        return TranscriptionResponse(
-            model=request.model,
-            text=req_str(data, "text"),
-            language=opt_str(data, "language"),
-            duration=float(duration) if isinstance(duration, (int, float)) else None,
-        )
-
-    def _parse_speech(self, request: Request, response: httpx.Response) -> SpeechResponse:
-        return SpeechResponse(
-            model=request.model,
-            content=response.content,
-            content_type=response.headers.get("content-type", "application/octet-stream"),
-        )
+            return _PARSERS[request.endpoint](request, response)
 
     # -- streams and errors ------------------------------------------------
 
@@ -571,11 +186,11 @@ class OpenAICompatible:
         return OpenAIStreamDecoder(request)
 
     def parse_error(self, request: Request, response: httpx.Response) -> errors.DispatchError:
-        try:
-            body: Any = json.loads(response.content)
-        except ValueError:
-            body = response.text
-        return error_from_body(request, response, body)
+        return error_from(request, response)
+
+
+def _parse_chat(request: Request, response: httpx.Response) -> ChatResponse:
+    return chat_response(request, read_json(request, response))
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -599,42 +214,6 @@ def fill_env(template: str, request: Request) -> str:
     return _PLACEHOLDER.sub(value, template)
 
 
-# Leading bytes of the audio formats OpenAI's transcription endpoint accepts,
-# so bare bytes get a filename with the extension its decoder goes by.
-_AUDIO_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"fLaC", "flac"),
-    (0, b"OggS", "ogg"),
-    (0, b"ID3", "mp3"),
-    (0, b"\xff\xfb", "mp3"),
-    (0, b"\xff\xf3", "mp3"),
-    (0, b"\xff\xf2", "mp3"),
-    (0, b"\x1a\x45\xdf\xa3", "webm"),
-    (4, b"ftyp", "m4a"),
-    (8, b"WAVE", "wav"),
-)
-
-
-def audio_upload(file: Any) -> tuple[Any, ...]:
-    """The multipart ``file`` part: a tuple as given, or bytes named by their format."""
-    if isinstance(file, tuple):
-        return file
-    data = bytes(file)
-    for offset, magic, extension in _AUDIO_SIGNATURES:
-        if data[offset : offset + len(magic)] == magic:
-            return (f"audio.{extension}", data)
-    return ("audio", data)
-
-
-def _form_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return str(value)
-    return json.dumps(value)
-
-
 _BODIES: dict[str, Callable[[OpenAICompatible, Request, dict[str, Any]], dict[str, Any]]] = {
     "chat": OpenAICompatible._chat_body,
     "embedding": OpenAICompatible._input_body,
@@ -643,10 +222,10 @@ _BODIES: dict[str, Callable[[OpenAICompatible, Request, dict[str, Any]], dict[st
     "speech": OpenAICompatible._input_body,
 }
 
-_PARSERS: dict[str, Callable[[OpenAICompatible, Request, httpx.Response], AnyResponse]] = {
-    "chat": OpenAICompatible._parse_chat,
-    "embedding": OpenAICompatible._parse_embedding,
-    "image": OpenAICompatible._parse_image,
-    "transcription": OpenAICompatible._parse_transcription,
-    "speech": OpenAICompatible._parse_speech,
+_PARSERS: dict[str, Callable[[Request, httpx.Response], AnyResponse]] = {
+    "chat": _parse_chat,
+    "embedding": embedding_response,
+    "image": image_response,
+    "transcription": transcription_response,
+    "speech": speech_response,
 }

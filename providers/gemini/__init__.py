@@ -1,0 +1,176 @@
+"""Google's Gemini API (AI Studio, ``generativelanguage`` v1beta), natively.
+
+Requests and replies keep OpenAI's shape on our side; this module converts.
+
+- **URLs**: ``{api_base}/{api_version}/models/{model}:generateContent``;
+  streams use ``:streamGenerateContent?alt=sse``; embeddings use
+  ``:batchEmbedContents`` for a list input and ``:embedContent`` for one string.
+  The default base is ``https://generativelanguage.googleapis.com`` and the
+  default version ``v1beta`` (``api_version="v1"`` picks the stable surface).
+  A model named with a slash (``tunedModels/my-model``) is used as the path as is.
+- **Key**: the ``x-goog-api-key`` header, from ``api_key=``, else the adapter's
+  configured key, else ``GEMINI_API_KEY``, else ``GOOGLE_API_KEY``.
+- **Messages**: system and developer messages are lifted, in order, into
+  ``systemInstruction``; user and assistant become ``user``/``model`` contents;
+  image parts (``data:`` URLs become ``inlineData``, other URLs ``fileData``),
+  ``input_audio`` and ``file`` parts (``file_data`` as a ``data:`` URL) are
+  converted; assistant ``tool_calls`` become ``functionCall`` parts (arguments
+  parsed into ``args``); consecutive ``tool`` messages become one ``user``
+  content of ``functionResponse`` parts, named after the assistant call with
+  the same id, with the tool's text sent as ``{"output": text}``.
+- **Parameters**: ``temperature``, ``top_p``, ``top_k``, ``max_tokens`` /
+  ``max_completion_tokens``, ``stop``, ``n``, ``seed``, ``presence_penalty``,
+  ``frequency_penalty`` and ``response_format`` go into ``generationConfig``
+  (a JSON schema is sent as ``responseJsonSchema``, which takes JSON Schema
+  as OpenAI users write it; ``responseSchema`` takes only an OpenAPI subset).
+  ``tools`` become one ``functionDeclarations`` tool (``parameters`` sent as
+  given); ``tool_choice`` becomes ``toolConfig.functionCallingConfig``. Any
+  other parameter is a Gemini field sent as is (``safetySettings``,
+  ``cachedContent``...), and a ``generationConfig`` parameter is merged under
+  the converted entries (``generationConfig={"thinkingConfig":
+  {"includeThoughts": True}}`` asks for thought summaries, which arrive as
+  ``reasoning_content``). ``logprobs``, ``top_logprobs``, ``logit_bias`` and
+  ``parallel_tool_calls=False`` have no Gemini equivalent here and are refused
+  before any I/O.
+- **Tool call ids**: Gemini gives none, so each call gets a stable id derived
+  from the response id, candidate, position, name and arguments.
+- **Thought signatures**: a ``functionCall`` part may carry a
+  ``thoughtSignature`` that must go back with the call on the next turn. It
+  rides in the tool call id, which every OpenAI-shaped client already sends
+  back: ``call_<24 hex>__ts_<signature as unpadded URL-safe base64>``. When the
+  assistant message is sent again the signature is read back out of the id
+  (padded, URL-safe, as Google's own SDK sends it). A tool call that carries
+  ``extra_content.google.thought_signature`` (the shape of Google's
+  OpenAI-compatible endpoint) is honoured too, and wins. Signatures on text
+  parts, which Gemini accepts back but does not require, are not kept.
+- **Replies**: text parts are ``content``, ``thought: true`` parts are
+  ``reasoning_content``; ``finishReason`` maps STOP to ``stop`` (``tool_calls``
+  when the candidate called functions), MAX_TOKENS to ``length``, the safety
+  reasons to ``content_filter``, anything else to ``stop``. Usage: prompt =
+  ``promptTokenCount``, completion = ``candidatesTokenCount`` +
+  ``thoughtsTokenCount``, reasoning = ``thoughtsTokenCount``. A prompt blocked
+  by ``promptFeedback`` is a ContentPolicyViolationError. Parts of other kinds
+  (generated images, code execution) are not represented. Gemini sends no
+  timestamp, so ``created`` is 0; ``model`` is the reply's ``modelVersion``.
+- **Streams**: each event is a whole ``GenerateContentResponse``; text arrives
+  as content deltas and each function call whole (id, name and all its
+  arguments in one delta). Usage is cumulative in Gemini's events, so it is
+  sent once, in a last chunk with no choices, as OpenAI does with
+  ``include_usage``. The decoder also reads the framing used without
+  ``alt=sse`` (a streamed JSON array), choosing by the body's first byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+import httpx
+
+from pipeline import errors
+from pipeline._request import Endpoint, Request
+from pipeline._responses import AnyResponse
+from pipeline._secrets import Secret
+from pipeline.adapter import parsing, read_json, timeout_extensions
+from providers._credentials import api_key
+from providers.gemini.errors import error_from
+from providers.gemini.ids import tool_call_id
+from providers.gemini.messages import invalid
+from providers.gemini.request import chat_body, embedding_body, model_path
+from providers.gemini.response import chat_response, embedding_response
+from providers.gemini.stream import GeminiStreamDecoder
+from providers.openai_compatible import CHAT_EMBEDDING
+
+__all__ = ["BASE_URL", "GEMINI", "KEY_ENVS", "Gemini", "GeminiStreamDecoder", "tool_call_id"]
+
+BASE_URL = "https://generativelanguage.googleapis.com"
+KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+# -- the adapter --------------------------------------------------------------
+
+# Endpoint -> the model method (and query) a request calls.
+_METHODS: dict[str, Callable[[Request], str]] = {
+    "chat": lambda r: "streamGenerateContent?alt=sse" if r.stream else "generateContent",
+    "embedding": lambda r: "embedContent" if isinstance(r.input, str) else "batchEmbedContents",
+}
+
+_BODIES: dict[str, Callable[[Request, dict[str, Any]], dict[str, Any]]] = {
+    "chat": chat_body,
+    "embedding": embedding_body,
+}
+
+_PARSERS: dict[str, Callable[[Request, Any], AnyResponse]] = {
+    "chat": chat_response,
+    "embedding": embedding_response,
+}
+
+
+@attrs.frozen(kw_only=True)
+class Gemini:
+    """The Gemini API adapter. ``GEMINI`` below is the registered instance;
+    build another (``Gemini(name="gemini-eu", base_url=...)``) for a proxy or
+    a second account."""
+
+    name: str = "gemini"
+    base_url: str = BASE_URL
+    api_version: str = "v1beta"
+    key_envs: tuple[str, ...] = KEY_ENVS
+    api_key: Secret | None = attrs.field(default=None, repr=False)
+    headers: Mapping[str, str] = _EMPTY
+    endpoints: frozenset[Endpoint] = CHAT_EMBEDDING
+    timeout: float | None = None
+    priority: int = 10
+    models: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = (
+        "gemini-",
+        "gemma-3",
+        "learnlm-",
+        "text-embedding-004",
+        "embedding-001",
+    )
+    transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
+
+    def key(self, request: Request) -> str:
+        """Per call, else configured, else the first set environment variable."""
+        found = api_key(request, self.api_key, self.key_envs, provider=self.name)
+        assert found is not None  # required: api_key raised otherwise
+        return found
+
+    def url(self, request: Request) -> str:
+        base = (request.api_base or self.base_url).rstrip("/")
+        version = request.api_version or self.api_version
+        return f"{base}/{version}/{model_path(request)}:{_METHODS[request.endpoint](request)}"
+
+    def build(self, request: Request) -> httpx.Request:
+        params = dict(request.params)
+        extra_headers = params.pop("extra_headers", None) or {}
+        extra_body = params.pop("extra_body", None) or {}
+        if not isinstance(extra_body, Mapping):
+            raise invalid(request, "extra_body must be a dict")
+        key = self.key(request)
+        body = _BODIES[request.endpoint](request, params)
+        body.update(extra_body)
+        return httpx.Request(
+            "POST",
+            self.url(request),
+            headers={**self.headers, "x-goog-api-key": key, **extra_headers},
+            json=body,
+            extensions=timeout_extensions(self.timeout),
+        )
+
+    def parse(self, request: Request, response: httpx.Response) -> AnyResponse:
+        with parsing(request):
+            return _PARSERS[request.endpoint](request, read_json(request, response))
+
+    def stream_decoder(self, request: Request) -> GeminiStreamDecoder:
+        return GeminiStreamDecoder(request)
+
+    def parse_error(self, request: Request, response: httpx.Response) -> errors.DispatchError:
+        return error_from(request, response)
+
+
+GEMINI = Gemini()
