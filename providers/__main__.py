@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 
-from pipeline import ENDPOINTS
+from pipeline.adapter import ENDPOINTS
 from providers import default_registry
 
 

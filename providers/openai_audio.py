@@ -15,9 +15,12 @@ from typing import Any
 
 import httpx
 
-from pipeline._request import Request
-from pipeline._responses import SpeechResponse, TranscriptionResponse
-from pipeline.adapter import read_json
+from pipeline.adapter import (
+    Request,
+    SpeechResponse,
+    TranscriptionResponse,
+    read_json,
+)
 from providers._json import as_dict, opt_str, req_str
 
 

@@ -15,9 +15,7 @@ from typing import Any
 
 import httpx
 
-from pipeline import errors
-from pipeline._request import Request
-from pipeline._responses import (
+from pipeline.adapter import (
     ChatChunk,
     ChatResponse,
     Choice,
@@ -30,11 +28,16 @@ from pipeline._responses import (
     Image,
     ImageResponse,
     Message,
+    Request,
     ToolCall,
     ToolCallDelta,
     Usage,
+    errors,
+    event_error,
+    parsing,
+    read_json,
+    status_error,
 )
-from pipeline.adapter import parsing, read_json, status_error
 from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str, req_str
 from providers._lines import SSEParser
 
@@ -53,7 +56,8 @@ _FINISH: dict[str, str] = {
     "error": "stop",
 }
 
-# error.code / error.type values that name a more specific error than the status.
+# error.code / error.type values that may narrow the class the status names
+# (status_error keeps a code that names another family from overriding it).
 _ERROR_CODES: dict[str, type[errors.DispatchError]] = {
     "context_length_exceeded": errors.ContextWindowExceededError,
     "string_above_max_length": errors.ContextWindowExceededError,
@@ -250,12 +254,6 @@ def error_from_body(request: Request, response: httpx.Response, body: Any) -> er
     cls = next((_ERROR_CODES[name] for name in names if name in _ERROR_CODES), None)
     if cls is None and "maximum context length" in message:
         cls = errors.ContextWindowExceededError
-    if (
-        cls is not None
-        and response.status_code >= 500
-        and not issubclass(cls, errors.InternalServerError)
-    ):
-        cls = None  # a server error's status says more than its code
     error = status_error(request, response, message, cls=cls, code=code)
     if _NOT_RETRYABLE.intersection(names):
         error.retryable = False
@@ -325,13 +323,7 @@ def _stream_error(request: Request, data: dict[str, Any]) -> errors.DispatchErro
     message = str(inner.get("message", inner) if isinstance(inner, dict) else inner)
     code = inner.get("code") if isinstance(inner, dict) else None
     cls = _ERROR_CODES.get(str(code or ""), errors.InternalServerError)
-    return cls(
-        message,
-        provider=request.provider,
-        model=request.model,
-        code=str(code) if code is not None else None,
-        secrets=request.secrets(),
-    )
+    return event_error(request, cls, message, code=str(code) if code is not None else None)
 
 
 def embedding_response(request: Request, response: httpx.Response) -> EmbeddingResponse:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipeline import ChatChunk, ChatResponse, StreamAccumulator
+from pipeline import ChatChunk, ChatResponse
+from pipeline._responses import StreamAccumulator
 from pipeline.adapter import StreamDecoder
 
 

@@ -19,15 +19,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from pipeline import (
-    ChatChunk,
-    ChatResponse,
-    Pipeline,
-    Request,
-    Secret,
-    UpstreamStatusError,
-    errors,
-)
+from pipeline import ChatChunk, ChatResponse, Pipeline, Request, Secret, errors
+from pipeline._dispatch import UpstreamStatusError
 from providers import ProviderRegistry, default_registry
 from providers.anthropic import ANTHROPIC, DEFAULT_MAX_TOKENS, AnthropicMessages
 from providers.openai import OPENAI
@@ -390,7 +383,9 @@ async def test_parse_recorded_reply(name: str) -> None:
         assert all(c.provider == "anthropic" for c in whole)
         check_reply(accumulate(whole), expected)
     else:
-        check_reply(ANTHROPIC.parse(request, response), expected)
+        parsed = ANTHROPIC.parse(request, response)
+        assert isinstance(parsed, ChatResponse)
+        check_reply(parsed, expected)
 
 
 # -- end to end through a Pipeline -------------------------------------------

@@ -27,13 +27,12 @@ from pipeline import (
     Pipeline,
     Request,
     Secret,
-    StreamAccumulator,
-    UpstreamStatusError,
     Usage,
     errors,
 )
 from pipeline._chain import Handler
-from pipeline._dispatch import Result
+from pipeline._dispatch import Result, UpstreamStatusError
+from pipeline._responses import StreamAccumulator
 from providers import ProviderRegistry, default_registry
 from providers.cohere import COHERE, KEY_ENVS, Cohere
 from tests._decoding import accumulate, feed
@@ -435,9 +434,20 @@ async def test_missing_key_fails_before_any_request(monkeypatch: pytest.MonkeyPa
 
 
 async def test_the_key_never_shows_in_an_error() -> None:
-    echoed = httpx.Response(401, json={"id": "x", "message": f"invalid api token {KEY}"})
-    error = COHERE.parse_error(CHAT, echoed)
+    """The key comes from CO_API_KEY: the terminal scrubs what it sent, the adapter
+    threads no key by hand."""
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        token = request.headers["authorization"].removeprefix("Bearer ")
+        return httpx.Response(401, json={"id": "x", "message": f"invalid api token {token}"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(echo)) as client:
+        pipe = Pipeline(registry=ProviderRegistry([COHERE]), http_client=client)
+        with pytest.raises(UpstreamStatusError) as caught:
+            await pipe.acompletion("cohere/command-a-03-2025", ASK)
+    error = caught.value.unified()
     assert type(error) is errors.AuthenticationError
+    assert "invalid api token" in str(error)
     assert KEY not in str(error)
     assert KEY not in repr(error)
 

@@ -26,13 +26,12 @@ from pipeline import (
     Pipeline,
     Request,
     Secret,
-    StreamAccumulator,
-    UpstreamStatusError,
     Usage,
     errors,
 )
 from pipeline._chain import Handler
-from pipeline._dispatch import Result
+from pipeline._dispatch import Result, UpstreamStatusError
+from pipeline._responses import StreamAccumulator
 from providers import ProviderRegistry, default_registry
 from providers.ollama import (
     BASE_URL_ENVS,

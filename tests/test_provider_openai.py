@@ -28,17 +28,16 @@ from pipeline import (
     ChatChunk,
     ChatResponse,
     EmbeddingResponse,
-    Endpoint,
     ImageResponse,
     Pipeline,
     Request,
     Secret,
     SpeechResponse,
     TranscriptionResponse,
-    UpstreamStatusError,
     errors,
 )
-from pipeline.adapter import Adapter
+from pipeline._dispatch import UpstreamStatusError
+from pipeline.adapter import Adapter, Endpoint
 from providers import ProviderRegistry
 from providers.openai import OPENAI
 from tests._decoding import accumulate as assemble

@@ -13,14 +13,8 @@ from openai.types import CreateEmbeddingResponse, ImagesResponse
 from openai.types.audio import Transcription
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from pipeline import (
-    ChatChunk,
-    ChatResponse,
-    Pipeline,
-    Request,
-    StreamAccumulator,
-    errors,
-)
+from pipeline import ChatChunk, ChatResponse, Pipeline, Request, errors
+from pipeline._responses import StreamAccumulator
 from providers import mock_provider
 
 pytestmark = pytest.mark.anyio

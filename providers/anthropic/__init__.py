@@ -41,20 +41,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any, ClassVar
 
 import attrs
 import httpx
 
-from pipeline import errors
-from pipeline._request import Endpoint, Request
-from pipeline._responses import ChatResponse
-from pipeline._secrets import Secret
-from pipeline.adapter import parsing, read_json, timeout_extensions
-from providers._credentials import api_key
+from pipeline.adapter import (
+    CHAT,
+    ChatResponse,
+    Endpoint,
+    HTTPAdapter,
+    Request,
+    errors,
+    read_json,
+)
 from providers.anthropic.request import chat_body
 from providers.anthropic.response import error_from_body, message_response
 from providers.anthropic.stream import AnthropicStreamDecoder
-from providers.openai_compatible import CHAT
 
 __all__ = [
     "ANTHROPIC",
@@ -69,69 +72,41 @@ ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-
-# -- the adapter -------------------------------------------------------------
-
 
 @attrs.frozen(kw_only=True)
-class AnthropicMessages:
+class AnthropicMessages(HTTPAdapter):
     """The Messages API, configurable for proxies and gateways that speak it.
 
-    - ``base_url``: without ``/v1`` (``https://api.anthropic.com``);
-      ``api_base=`` per call overrides it;
-    - ``key_env``: the environment variable holding the key (None: send no
-      key); ``api_key`` configures one in code instead; sent as ``x-api-key``;
-    - ``version``: the ``anthropic-version`` header; ``headers``: sent with
-      every request; ``max_tokens``: the default when a call gives none;
-    - ``timeout``, ``priority``, ``models``, ``prefixes``, ``transport``: as
-      for :class:`providers.OpenAICompatible`.
+    Besides the settings every adapter has (:class:`pipeline.adapter.HTTPAdapter`;
+    ``base_url`` without ``/v1``, the key sent as ``x-api-key``):
+
+    - ``version``: the ``anthropic-version`` header (``api_version=`` per call
+      overrides it);
+    - ``max_tokens``: the default when a call gives none.
     """
+
+    paths: ClassVar[Mapping[str, str]] = MappingProxyType({"chat": "/v1/messages"})
+    key_header: ClassVar[str] = "x-api-key"
+    key_prefix: ClassVar[str] = ""
 
     name: str = "anthropic"
     base_url: str = ANTHROPIC_BASE_URL
-    key_env: str | None = "ANTHROPIC_API_KEY"
-    api_key: Secret | None = attrs.field(default=None, repr=False)
-    version: str = ANTHROPIC_VERSION
-    headers: Mapping[str, str] = _EMPTY
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    timeout: float | None = None
+    key_envs: tuple[str, ...] = ("ANTHROPIC_API_KEY",)
+    endpoints: frozenset[Endpoint] = CHAT
     priority: int = 10
-    models: frozenset[str] = frozenset()
     prefixes: tuple[str, ...] = ("claude-",)
-    transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
+    version: str = ANTHROPIC_VERSION
+    max_tokens: int = DEFAULT_MAX_TOKENS
 
-    @property
-    def endpoints(self) -> frozenset[Endpoint]:
-        return CHAT
+    def headers_for(self, request: Request) -> dict[str, str]:
+        version = {"anthropic-version": request.api_version or self.version}
+        return {**self.headers, **version, **self.auth_headers(request)}
 
-    def key(self, request: Request) -> str | None:
-        """Per call, else configured, else the environment; raises if absent."""
-        env = (self.key_env,) if self.key_env else ()
-        return api_key(request, self.api_key, env, required=bool(env), provider=self.name)
+    def chat_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        return chat_body(request, params, self.max_tokens)
 
-    def url(self, request: Request) -> str:
-        return (request.api_base or self.base_url).rstrip("/") + "/v1/messages"
-
-    def build(self, request: Request) -> httpx.Request:
-        key = self.key(request)
-        params = dict(request.params)
-        extra_headers = params.pop("extra_headers", None) or {}
-        body = chat_body(request, params, self.max_tokens)
-        headers = {**self.headers, "anthropic-version": request.api_version or self.version}
-        if key:
-            headers["x-api-key"] = key
-        return httpx.Request(
-            "POST",
-            self.url(request),
-            headers={**headers, **extra_headers},
-            json=body,
-            extensions=timeout_extensions(self.timeout),
-        )
-
-    def parse(self, request: Request, response: httpx.Response) -> ChatResponse:
-        with parsing(request):
-            return message_response(request, read_json(request, response))
+    def parse_chat(self, request: Request, response: httpx.Response) -> ChatResponse:
+        return message_response(request, read_json(request, response))
 
     def stream_decoder(self, request: Request) -> AnthropicStreamDecoder:
         return AnthropicStreamDecoder(request)

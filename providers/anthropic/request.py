@@ -6,8 +6,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pipeline import errors
-from pipeline._request import Request
+from pipeline.adapter import (
+    Request,
+    errors,
+)
 
 _Block = dict[str, Any]
 

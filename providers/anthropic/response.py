@@ -7,10 +7,18 @@ from typing import Any
 
 import httpx
 
-from pipeline import errors
-from pipeline._request import Request
-from pipeline._responses import ChatResponse, Choice, Function, Message, ToolCall, Usage
-from pipeline.adapter import status_error
+from pipeline.adapter import (
+    ChatResponse,
+    Choice,
+    Function,
+    Message,
+    Request,
+    ToolCall,
+    Usage,
+    errors,
+    event_error,
+    status_error,
+)
 from providers._json import as_dict, as_list, opt_dict, opt_int, opt_str, req_str
 
 _FINISH: dict[str, str] = {
@@ -140,14 +148,7 @@ def error_from_body(request: Request, response: httpx.Response) -> errors.Dispat
     message, kind, request_id = _error_parts(body)
     if body is None:
         message = response.text[:500]
-    cls = _error_class(kind, message)
-    if (
-        cls is not None
-        and response.status_code >= 500
-        and not issubclass(cls, errors.InternalServerError)
-    ):
-        cls = None  # a server error's status says more than its type
-    error = status_error(request, response, message, cls=cls, code=kind)
+    error = status_error(request, response, message, cls=_error_class(kind, message), code=kind)
     if request_id is not None:
         error.request_id = request_id
     return error
@@ -157,11 +158,4 @@ def stream_error(request: Request, data: dict[str, Any]) -> errors.DispatchError
     """An ``error`` event sent after the 200 status: no HTTP status of its own."""
     message, kind, request_id = _error_parts(data)
     cls = _error_class(kind, message) or errors.InternalServerError
-    return cls(
-        message or f"{request.provider} sent an error event",
-        provider=request.provider,
-        model=request.model,
-        request_id=request_id,
-        code=kind,
-        secrets=request.secrets(),
-    )
+    return event_error(request, cls, message, code=kind, request_id=request_id)

@@ -6,10 +6,17 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pipeline import errors
-from pipeline._request import Request
-from pipeline._responses import ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, Usage
-from pipeline.adapter import parsing
+from pipeline.adapter import (
+    ChatChunk,
+    ChunkChoice,
+    Delta,
+    FunctionDelta,
+    Request,
+    ToolCallDelta,
+    Usage,
+    errors,
+    parsing,
+)
 from providers._json import as_dict, opt_dict, opt_int, opt_str, req_str
 from providers._lines import ServerSentEvent, SSEParser
 from providers.anthropic.response import finish_reason, stream_error, usage_of

@@ -26,43 +26,44 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import attrs
 import httpx
 
-from pipeline import errors
-from pipeline._request import Endpoint, Request
-from pipeline._responses import AnyResponse
-from pipeline._secrets import Secret, scrub
-from pipeline.adapter import parsing, status_error
-from providers._credentials import api_key
-from providers.cohere.request import _BODIES
-from providers.cohere.response import _PARSERS, error_class
+from pipeline.adapter import (
+    CHAT_EMBEDDING,
+    ChatResponse,
+    EmbeddingResponse,
+    Endpoint,
+    HTTPAdapter,
+    Request,
+    errors,
+)
+from providers.cohere.request import chat_body, embed_body
+from providers.cohere.response import error_from, parse_chat, parse_embedding
 from providers.cohere.stream import CohereStreamDecoder
-from providers.openai_compatible import CHAT_EMBEDDING
 
 __all__ = ["COHERE", "DEFAULT_BASE_URL", "KEY_ENVS", "Cohere", "CohereStreamDecoder"]
 
 DEFAULT_BASE_URL = "https://api.cohere.com"
 KEY_ENVS = ("CO_API_KEY", "COHERE_API_KEY")
 
-_PATHS: dict[str, str] = {"chat": "/v2/chat", "embedding": "/v2/embed"}
-
-# -- the adapter ----------------------------------------------------------------
-
 
 @attrs.frozen(kw_only=True)
-class Cohere:
+class Cohere(HTTPAdapter):
     """Cohere's v2 API. See the module docstring."""
+
+    paths: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"chat": "/v2/chat", "embedding": "/v2/embed"}
+    )
 
     name: str = "cohere"
     base_url: str = DEFAULT_BASE_URL
-    api_key: Secret | None = attrs.field(default=None, repr=False)
+    key_envs: tuple[str, ...] = KEY_ENVS
     endpoints: frozenset[Endpoint] = CHAT_EMBEDDING
-    models: frozenset[str] = frozenset()
     prefixes: tuple[str, ...] = (
         "command-",
         "embed-english",
@@ -70,53 +71,24 @@ class Cohere:
         "embed-v4",
         "c4ai-",
     )
-    priority: int = 0
-    transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
 
-    def configured_key(self, request: Request) -> str | None:
-        """Per call, else configured, else ``CO_API_KEY``/``COHERE_API_KEY``."""
-        return api_key(request, self.api_key, KEY_ENVS, required=False)
+    def chat_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        return chat_body(request, params)
 
-    def key(self, request: Request) -> str:
-        """The key to send; none at all is an AuthenticationError naming the variables."""
-        found = api_key(request, self.api_key, KEY_ENVS, provider=self.name)
-        assert found is not None  # required: api_key raised otherwise
-        return found
+    def embedding_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        return embed_body(request, params)
 
-    def build(self, request: Request) -> httpx.Request:
-        params = dict(request.params)
-        extra_headers: Mapping[str, str] = params.pop("extra_headers", None) or {}
-        extra_body: Mapping[str, Any] = params.pop("extra_body", None) or {}
-        key = self.key(request)
-        body = _BODIES[request.endpoint](request, params)
-        body.update(extra_body)
-        return httpx.Request(
-            "POST",
-            (request.api_base or self.base_url).rstrip("/") + _PATHS[request.endpoint],
-            json=body,
-            headers={"authorization": f"Bearer {key}", **extra_headers},
-        )
+    def parse_chat(self, request: Request, response: httpx.Response) -> ChatResponse:
+        return parse_chat(request, response)
 
-    def parse(self, request: Request, response: httpx.Response) -> AnyResponse:
-        with parsing(request):
-            return _PARSERS[request.endpoint](request, response)
+    def parse_embedding(self, request: Request, response: httpx.Response) -> EmbeddingResponse:
+        return parse_embedding(request, response)
 
     def stream_decoder(self, request: Request) -> CohereStreamDecoder:
-        key = self.configured_key(request)
-        return CohereStreamDecoder(request, (key,) if key else ())
+        return CohereStreamDecoder(request)
 
     def parse_error(self, request: Request, response: httpx.Response) -> errors.DispatchError:
-        try:
-            body: Any = json.loads(response.content)
-        except ValueError:
-            body = None
-        message = body.get("message") if isinstance(body, dict) else None
-        if not isinstance(message, str):
-            message = response.text[:500]
-        message = scrub(message, [self.configured_key(request)])  # a key the server echoed
-        return status_error(
-            request, response, message, cls=error_class(message, response.status_code)
-        )
+        return error_from(request, response)
 
 
 COHERE = Cohere()

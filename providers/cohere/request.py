@@ -6,8 +6,10 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline import errors
-from pipeline._request import Request
+from pipeline.adapter import (
+    Request,
+    errors,
+)
 
 DEFAULT_INPUT_TYPE = "search_document"
 
@@ -183,9 +185,3 @@ def embed_body(request: Request, params: Mapping[str, Any]) -> dict[str, Any]:
     }
     _place_params(request, params, body)
     return body
-
-
-_BODIES: dict[str, Callable[[Request, Mapping[str, Any]], dict[str, Any]]] = {
-    "chat": chat_body,
-    "embedding": embed_body,
-}

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from pipeline import errors
-from pipeline._request import Request
-from pipeline._responses import (
-    AnyResponse,
+from pipeline.adapter import (
     ChatResponse,
     Choice,
     Embedding,
     EmbeddingResponse,
     Function,
     Message,
+    Request,
     ToolCall,
     Usage,
+    errors,
+    read_json,
+    status_error,
 )
-from pipeline.adapter import read_json
 from providers._json import as_dict, as_list, floats, opt_dict, opt_list, opt_str, req_str
 from providers.openai_wire import finish_reason
 
@@ -37,11 +36,20 @@ _MESSAGE_CLASSES: tuple[tuple[str, type[errors.DispatchError]], ...] = (
 )
 
 
-def error_class(message: str, status: int) -> type[errors.DispatchError]:
-    by_status = _STATUS_CLASSES.get(status) or errors.error_class_for_status(status)
+def error_from(request: Request, response: httpx.Response) -> errors.DispatchError:
+    """Cohere's ``{"id", "message"}`` body (or any other) as a unified error."""
+    try:
+        body: Any = json.loads(response.content)
+    except ValueError:
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str):
+        message = response.text[:500]
     lowered = message.lower()
-    found = next((cls for phrase, cls in _MESSAGE_CLASSES if phrase in lowered), None)
-    return found if found is not None and issubclass(found, by_status) else by_status
+    named = _STATUS_CLASSES.get(response.status_code) or next(
+        (cls for phrase, cls in _MESSAGE_CLASSES if phrase in lowered), None
+    )
+    return status_error(request, response, message, cls=named)
 
 
 # -- reading replies ----------------------------------------------------------
@@ -108,7 +116,7 @@ def tool_call(data: Any) -> ToolCall:
     )
 
 
-def _parse_chat(request: Request, response: httpx.Response) -> ChatResponse:
+def parse_chat(request: Request, response: httpx.Response) -> ChatResponse:
     data = as_dict(read_json(request, response), "chat response")
     message = as_dict(data["message"], "message")
     text, thinking = _message_content(message.get("content"))
@@ -130,7 +138,7 @@ def _parse_chat(request: Request, response: httpx.Response) -> ChatResponse:
     )
 
 
-def _parse_embedding(request: Request, response: httpx.Response) -> EmbeddingResponse:
+def parse_embedding(request: Request, response: httpx.Response) -> EmbeddingResponse:
     data = as_dict(read_json(request, response), "embedding response")
     embeddings = data["embeddings"]
     if isinstance(embeddings, dict):  # by type, as asked with embedding_types
@@ -146,9 +154,3 @@ def _parse_embedding(request: Request, response: httpx.Response) -> EmbeddingRes
         ],
         usage=Usage(prompt_tokens=prompt, total_tokens=prompt),
     )
-
-
-_PARSERS: dict[str, Callable[[Request, httpx.Response], AnyResponse]] = {
-    "chat": _parse_chat,
-    "embedding": _parse_embedding,
-}

@@ -6,10 +6,18 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pipeline import errors
-from pipeline._request import Request
-from pipeline._responses import ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, Usage
-from pipeline.adapter import parsing
+from pipeline.adapter import (
+    ChatChunk,
+    ChunkChoice,
+    Delta,
+    FunctionDelta,
+    Request,
+    ToolCallDelta,
+    Usage,
+    errors,
+    event_error,
+    parsing,
+)
 from providers._json import as_dict, opt_dict, opt_str
 from providers._lines import ServerSentEvent, SSEParser
 from providers.cohere.response import tool_call, usage_from
@@ -26,11 +34,10 @@ class CohereStreamDecoder:
     """v2's named events: message-start, content-*, tool-plan-delta, tool-call-*,
     citation-*, message-end (with the finish reason and usage)."""
 
-    __slots__ = ("_calls", "_done", "_events", "_id", "_request", "_secrets")
+    __slots__ = ("_calls", "_done", "_events", "_id", "_request")
 
-    def __init__(self, request: Request, secrets: tuple[str, ...] = ()) -> None:
+    def __init__(self, request: Request) -> None:
         self._request = request
-        self._secrets = (*request.secrets(), *secrets)  # kept out of error messages
         self._events = SSEParser()
         self._id = ""
         self._calls = 0  # tool calls started so far
@@ -67,10 +74,7 @@ class CohereStreamDecoder:
         return out
 
     def _error(self, message: str) -> errors.DispatchError:
-        request = self._request
-        return errors.InternalServerError(
-            message, provider=request.provider, model=request.model, secrets=self._secrets
-        )
+        return event_error(self._request, errors.InternalServerError, message)
 
     def _chunk(
         self, delta: Delta, finish: str | None = None, usage: Usage | None = None

@@ -64,67 +64,57 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import httpx
 
-from pipeline import errors
-from pipeline._request import Endpoint, Request
-from pipeline._responses import AnyResponse
-from pipeline._secrets import Secret
-from pipeline.adapter import parsing, read_json, timeout_extensions
-from providers._credentials import api_key
+from pipeline.adapter import (
+    CHAT_EMBEDDING,
+    ChatResponse,
+    EmbeddingResponse,
+    Endpoint,
+    HTTPAdapter,
+    Request,
+    errors,
+    read_json,
+)
 from providers.gemini.errors import error_from
 from providers.gemini.ids import tool_call_id
-from providers.gemini.messages import invalid
 from providers.gemini.request import chat_body, embedding_body, model_path
 from providers.gemini.response import chat_response, embedding_response
 from providers.gemini.stream import GeminiStreamDecoder
-from providers.openai_compatible import CHAT_EMBEDDING
 
 __all__ = ["BASE_URL", "GEMINI", "KEY_ENVS", "Gemini", "GeminiStreamDecoder", "tool_call_id"]
 
 BASE_URL = "https://generativelanguage.googleapis.com"
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-
-# -- the adapter --------------------------------------------------------------
-
 # Endpoint -> the model method (and query) a request calls.
-_METHODS: dict[str, Callable[[Request], str]] = {
-    "chat": lambda r: "streamGenerateContent?alt=sse" if r.stream else "generateContent",
-    "embedding": lambda r: "embedContent" if isinstance(r.input, str) else "batchEmbedContents",
-}
-
-_BODIES: dict[str, Callable[[Request, dict[str, Any]], dict[str, Any]]] = {
-    "chat": chat_body,
-    "embedding": embedding_body,
-}
-
-_PARSERS: dict[str, Callable[[Request, Any], AnyResponse]] = {
-    "chat": chat_response,
-    "embedding": embedding_response,
-}
+_METHODS: Mapping[str, Callable[[Request], str]] = MappingProxyType(
+    {
+        "chat": lambda r: "streamGenerateContent?alt=sse" if r.stream else "generateContent",
+        "embedding": lambda r: "embedContent" if isinstance(r.input, str) else "batchEmbedContents",
+    }
+)
 
 
 @attrs.frozen(kw_only=True)
-class Gemini:
+class Gemini(HTTPAdapter):
     """The Gemini API adapter. ``GEMINI`` below is the registered instance;
     build another (``Gemini(name="gemini-eu", base_url=...)``) for a proxy or
-    a second account."""
+    a second account. Besides the settings every adapter has
+    (:class:`pipeline.adapter.HTTPAdapter`), ``api_version`` is the URL's
+    version segment (``v1beta``; ``api_version=`` per call overrides it)."""
+
+    key_header: ClassVar[str] = "x-goog-api-key"
+    key_prefix: ClassVar[str] = ""
 
     name: str = "gemini"
     base_url: str = BASE_URL
-    api_version: str = "v1beta"
     key_envs: tuple[str, ...] = KEY_ENVS
-    api_key: Secret | None = attrs.field(default=None, repr=False)
-    headers: Mapping[str, str] = _EMPTY
     endpoints: frozenset[Endpoint] = CHAT_EMBEDDING
-    timeout: float | None = None
     priority: int = 10
-    models: frozenset[str] = frozenset()
     prefixes: tuple[str, ...] = (
         "gemini-",
         "gemma-3",
@@ -132,39 +122,24 @@ class Gemini:
         "text-embedding-004",
         "embedding-001",
     )
-    transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
-
-    def key(self, request: Request) -> str:
-        """Per call, else configured, else the first set environment variable."""
-        found = api_key(request, self.api_key, self.key_envs, provider=self.name)
-        assert found is not None  # required: api_key raised otherwise
-        return found
+    api_version: str = "v1beta"
 
     def url(self, request: Request) -> str:
-        base = (request.api_base or self.base_url).rstrip("/")
         version = request.api_version or self.api_version
-        return f"{base}/{version}/{model_path(request)}:{_METHODS[request.endpoint](request)}"
+        method = _METHODS[request.endpoint](request)
+        return f"{self.base(request)}/{version}/{model_path(request)}:{method}"
 
-    def build(self, request: Request) -> httpx.Request:
-        params = dict(request.params)
-        extra_headers = params.pop("extra_headers", None) or {}
-        extra_body = params.pop("extra_body", None) or {}
-        if not isinstance(extra_body, Mapping):
-            raise invalid(request, "extra_body must be a dict")
-        key = self.key(request)
-        body = _BODIES[request.endpoint](request, params)
-        body.update(extra_body)
-        return httpx.Request(
-            "POST",
-            self.url(request),
-            headers={**self.headers, "x-goog-api-key": key, **extra_headers},
-            json=body,
-            extensions=timeout_extensions(self.timeout),
-        )
+    def chat_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        return chat_body(request, params)
 
-    def parse(self, request: Request, response: httpx.Response) -> AnyResponse:
-        with parsing(request):
-            return _PARSERS[request.endpoint](request, read_json(request, response))
+    def embedding_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        return embedding_body(request, params)
+
+    def parse_chat(self, request: Request, response: httpx.Response) -> ChatResponse:
+        return chat_response(request, read_json(request, response))
+
+    def parse_embedding(self, request: Request, response: httpx.Response) -> EmbeddingResponse:
+        return embedding_response(request, read_json(request, response))
 
     def stream_decoder(self, request: Request) -> GeminiStreamDecoder:
         return GeminiStreamDecoder(request)

@@ -8,9 +8,12 @@ from typing import Any
 import attrs
 import httpx
 
-from pipeline import errors
-from pipeline._request import Request
-from pipeline.adapter import status_error
+from pipeline.adapter import (
+    Request,
+    errors,
+    event_error,
+    status_error,
+)
 from providers._lines import SSEParser
 
 # google.rpc status names -> the class they call for (when the HTTP status alone says less).
@@ -129,11 +132,10 @@ def stream_error(request: Request, data: dict[str, Any]) -> errors.DispatchError
     cls = (
         _error_class(facts) or _STATUS_CLASSES.get(facts.status or "") or errors.InternalServerError
     )
-    return cls(
+    return event_error(
+        request,
+        cls,
         facts.message,
-        provider=request.provider,
-        model=request.model,
         retry_after=facts.retry_after,
         code=facts.reason or facts.status,
-        secrets=request.secrets(),
     )

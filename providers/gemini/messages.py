@@ -7,8 +7,10 @@ import mimetypes
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline import errors
-from pipeline._request import Request
+from pipeline.adapter import (
+    Request,
+    errors,
+)
 from providers.gemini.ids import signature_in
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline._request import Request
+from pipeline.adapter import (
+    Request,
+)
 from providers.gemini.messages import Conversation, invalid
 
 

@@ -7,17 +7,17 @@ from typing import Any
 
 import attrs
 
-from pipeline import errors
-from pipeline._request import Request
-from pipeline._responses import (
+from pipeline.adapter import (
     ChatResponse,
     Choice,
     Embedding,
     EmbeddingResponse,
     Function,
     Message,
+    Request,
     ToolCall,
     Usage,
+    errors,
 )
 from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str
 from providers.gemini.ids import tool_call_id

@@ -6,9 +6,16 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pipeline._request import Request
-from pipeline._responses import ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, Usage
-from pipeline.adapter import parsing
+from pipeline.adapter import (
+    ChatChunk,
+    ChunkChoice,
+    Delta,
+    FunctionDelta,
+    Request,
+    ToolCallDelta,
+    Usage,
+    parsing,
+)
 from providers._json import as_dict, opt_dict, opt_list, opt_str
 from providers._lines import JSONArraySplitter, SSEParser
 from providers.gemini.errors import stream_error

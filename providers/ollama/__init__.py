@@ -32,29 +32,33 @@ provider's, so Ollama claims no bare names for auto-detection.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import attrs
 import httpx
 
-from pipeline import errors
-from pipeline._request import Endpoint, Request
-from pipeline._responses import AnyResponse
-from pipeline._secrets import Secret, scrub
-from pipeline.adapter import parsing, status_error
-from providers._credentials import api_key, first_env
-from providers.ollama.request import _BODIES, server_url
+from pipeline.adapter import (
+    CHAT_EMBEDDING,
+    ChatResponse,
+    EmbeddingResponse,
+    Endpoint,
+    HTTPAdapter,
+    Request,
+    errors,
+    first_env,
+)
+from providers.ollama.request import chat_body, embed_body, server_url
 from providers.ollama.response import (
-    _PARSERS,
     OllamaStreamDecoder,
     created_from,
-    error_class,
+    error_from,
     finish_from,
+    parse_chat,
+    parse_embedding,
     usage_from,
 )
-from providers.openai_compatible import CHAT_EMBEDDING
 
 __all__ = [
     "BASE_URL_ENVS",
@@ -72,67 +76,49 @@ DEFAULT_BASE_URL = "http://localhost:11434"
 BASE_URL_ENVS = ("OLLAMA_API_BASE", "OLLAMA_HOST")
 KEY_ENV = "OLLAMA_API_KEY"
 
-_PATHS: dict[str, str] = {"chat": "/api/chat", "embedding": "/api/embed"}
-
-# -- the adapter ----------------------------------------------------------------
-
 
 @attrs.frozen(kw_only=True)
-class Ollama:
-    """An Ollama server, through its native API. See the module docstring."""
+class Ollama(HTTPAdapter):
+    """An Ollama server, through its native API. See the module docstring.
+
+    ``base_url`` left empty means: ``OLLAMA_API_BASE``, else ``OLLAMA_HOST``
+    (in Ollama's own forms), else ``http://localhost:11434``."""
+
+    paths: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"chat": "/api/chat", "embedding": "/api/embed"}
+    )
+    key_required: ClassVar[bool] = False  # only Ollama Cloud takes one
 
     name: str = "ollama"
-    base_url: str | None = None
-    api_key: Secret | None = attrs.field(default=None, repr=False)
+    base_url_envs: tuple[str, ...] = BASE_URL_ENVS
+    key_envs: tuple[str, ...] = (KEY_ENV,)
     endpoints: frozenset[Endpoint] = CHAT_EMBEDDING
-    models: frozenset[str] = frozenset()
-    prefixes: tuple[str, ...] = ()
-    priority: int = 0
-    transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
 
-    def url(self, request: Request) -> str:
+    def base(self, request: Request) -> str:
+        """Per call, else configured, else the environment, else the local default."""
         base = request.api_base or self.base_url
         if not base:
-            found = first_env(BASE_URL_ENVS)
+            found = first_env(self.base_url_envs)
             base = server_url(found) if found else DEFAULT_BASE_URL
-        return base.rstrip("/") + _PATHS[request.endpoint]
+        return base.rstrip("/")
 
-    def key(self, request: Request) -> str | None:
-        """Optional: per call, else configured, else ``OLLAMA_API_KEY`` (Ollama Cloud)."""
-        return api_key(request, self.api_key, (KEY_ENV,), required=False)
+    def chat_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        return chat_body(request, params)
 
-    def build(self, request: Request) -> httpx.Request:
-        params = dict(request.params)
-        extra_headers: Mapping[str, str] = params.pop("extra_headers", None) or {}
-        extra_body: Mapping[str, Any] = params.pop("extra_body", None) or {}
-        body = _BODIES[request.endpoint](request, params)
-        body.update(extra_body)
-        key = self.key(request)
-        auth = {"authorization": f"Bearer {key}"} if key else {}
-        return httpx.Request(
-            "POST", self.url(request), json=body, headers={**auth, **extra_headers}
-        )
+    def embedding_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        return embed_body(request, params)
 
-    def parse(self, request: Request, response: httpx.Response) -> AnyResponse:
-        with parsing(request):
-            return _PARSERS[request.endpoint](request, response)
+    def parse_chat(self, request: Request, response: httpx.Response) -> ChatResponse:
+        return parse_chat(request, response)
+
+    def parse_embedding(self, request: Request, response: httpx.Response) -> EmbeddingResponse:
+        return parse_embedding(request, response)
 
     def stream_decoder(self, request: Request) -> OllamaStreamDecoder:
-        key = self.key(request)
-        return OllamaStreamDecoder(request, (key,) if key else ())
+        return OllamaStreamDecoder(request)
 
     def parse_error(self, request: Request, response: httpx.Response) -> errors.DispatchError:
-        try:
-            body: Any = json.loads(response.content)
-        except ValueError:
-            body = None
-        message = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(message, str):
-            message = response.text[:500]
-        message = scrub(message, [self.key(request)])  # a key the server echoed
-        return status_error(
-            request, response, message, cls=error_class(message, response.status_code)
-        )
+        return error_from(request, response)
 
 
 OLLAMA = Ollama()

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from pipeline import errors
-from pipeline._request import Request
-from pipeline._responses import (
-    AnyResponse,
+from pipeline.adapter import (
     ChatChunk,
     ChatResponse,
     Choice,
@@ -24,11 +20,16 @@ from pipeline._responses import (
     Function,
     FunctionDelta,
     Message,
+    Request,
     ToolCall,
     ToolCallDelta,
     Usage,
+    errors,
+    event_error,
+    parsing,
+    read_json,
+    status_error,
 )
-from pipeline.adapter import parsing, read_json
 from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str, req_str
 from providers._lines import NDJSONParser
 from providers.openai_wire import finish_reason
@@ -44,30 +45,28 @@ _MESSAGE_CLASSES: tuple[tuple[str, type[errors.DispatchError]], ...] = (
 )
 
 
-def error_class(message: str, status: int | None) -> type[errors.DispatchError] | None:
-    """The class an error string names; with a status, only one that refines the
-    status's class (a context overflow is one whatever the status)."""
+def error_class(message: str) -> type[errors.DispatchError] | None:
+    """The class an error string names, if any (a status narrows it: status_error)."""
     lowered = message.lower()
-    found = next((cls for phrase, cls in _MESSAGE_CLASSES if phrase in lowered), None)
-    if found is None or status is None:
-        return found
-    if found is errors.ContextWindowExceededError:
-        return found
-    return found if issubclass(found, errors.error_class_for_status(status)) else None
+    return next((cls for phrase, cls in _MESSAGE_CLASSES if phrase in lowered), None)
 
 
-def stream_error(
-    request: Request, message: Any, secrets: tuple[str, ...] = ()
-) -> errors.DispatchError:
+def stream_error(request: Request, message: Any) -> errors.DispatchError:
     """An ``{"error": ...}`` line inside a stream (the status was already 200)."""
     text = message if isinstance(message, str) else json.dumps(message)
-    cls = error_class(text, None) or errors.InternalServerError
-    return cls(
-        text,
-        provider=request.provider,
-        model=request.model,
-        secrets=(*request.secrets(), *secrets),
-    )
+    return event_error(request, error_class(text) or errors.InternalServerError, text)
+
+
+def error_from(request: Request, response: httpx.Response) -> errors.DispatchError:
+    """Ollama's ``{"error": "..."}`` body (or any other) as a unified error."""
+    try:
+        body: Any = json.loads(response.content)
+    except ValueError:
+        body = None
+    message = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(message, str):
+        message = response.text[:500]
+    return status_error(request, response, message, cls=error_class(message))
 
 
 # -- reading replies ----------------------------------------------------------
@@ -128,11 +127,10 @@ def _done(data: dict[str, Any]) -> bool:
 class OllamaStreamDecoder:
     """NDJSON lines of chat objects; the last has ``done: true``, the reason and the counts."""
 
-    __slots__ = ("_calls", "_done", "_lines", "_request", "_secrets", "_started")
+    __slots__ = ("_calls", "_done", "_lines", "_request", "_started")
 
-    def __init__(self, request: Request, secrets: tuple[str, ...] = ()) -> None:
+    def __init__(self, request: Request) -> None:
         self._request = request
-        self._secrets = secrets  # kept out of error messages
         self._lines = NDJSONParser()
         self._calls = 0  # tool calls so far: each gets the next index
         self._started = False
@@ -160,7 +158,7 @@ class OllamaStreamDecoder:
                 break
             data = as_dict(line, "stream line")
             if "error" in data:
-                raise stream_error(self._request, data["error"], self._secrets)
+                raise stream_error(self._request, data["error"])
             out.append(self._chunk(data))
         return out
 
@@ -203,7 +201,7 @@ class OllamaStreamDecoder:
         )
 
 
-def _parse_chat(request: Request, response: httpx.Response) -> ChatResponse:
+def parse_chat(request: Request, response: httpx.Response) -> ChatResponse:
     data = as_dict(read_json(request, response), "chat response")
     message = as_dict(data["message"], "message")
     calls = [tool_call(raw, i) for i, raw in enumerate(opt_list(message, "tool_calls"))]
@@ -225,7 +223,7 @@ def _parse_chat(request: Request, response: httpx.Response) -> ChatResponse:
     )
 
 
-def _parse_embedding(request: Request, response: httpx.Response) -> EmbeddingResponse:
+def parse_embedding(request: Request, response: httpx.Response) -> EmbeddingResponse:
     data = as_dict(read_json(request, response), "embedding response")
     vectors = as_list(data["embeddings"], "embeddings")
     prompt = opt_int(data, "prompt_eval_count") or 0
@@ -234,9 +232,3 @@ def _parse_embedding(request: Request, response: httpx.Response) -> EmbeddingRes
         data=[Embedding(index=i, embedding=floats(v)) for i, v in enumerate(vectors)],
         usage=Usage(prompt_tokens=prompt, total_tokens=prompt),
     )
-
-
-_PARSERS: dict[str, Callable[[Request, httpx.Response], AnyResponse]] = {
-    "chat": _parse_chat,
-    "embedding": _parse_embedding,
-}
