@@ -48,6 +48,7 @@ from pipeline._adapter_helpers import (
     timeout_extensions,
 )
 from pipeline._adapter_params import OPENAI_CHAT_PARAMS, OPENAI_PARAMS, Handling, ParamPolicy
+from pipeline._adapter_stream import FramedDecoder, Framer, call_deltas
 from pipeline._request import ENDPOINTS, Endpoint, Request
 from pipeline._responses import (
     AnyResponse,
@@ -89,6 +90,8 @@ __all__ = [
     "Embedding",
     "EmbeddingResponse",
     "Endpoint",
+    "FramedDecoder",
+    "Framer",
     "Function",
     "FunctionDelta",
     "HTTPAdapter",
@@ -105,6 +108,7 @@ __all__ = [
     "ToolCallDelta",
     "TranscriptionResponse",
     "Usage",
+    "call_deltas",
     "class_for_status",
     "errors",
     "event_error",

@@ -23,6 +23,7 @@ from pipeline.adapter import (
     Delta,
     Embedding,
     EmbeddingResponse,
+    FramedDecoder,
     Function,
     FunctionDelta,
     Image,
@@ -34,9 +35,9 @@ from pipeline.adapter import (
     Usage,
     errors,
     event_error,
-    parsing,
     read_json,
     status_error,
+    stream_ended_early,
 )
 from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str, req_str
 from providers._lines import SSEParser
@@ -268,54 +269,42 @@ def _decode_base64_floats(value: str) -> list[float]:
     return values.tolist()
 
 
-class OpenAIStreamDecoder:
-    """SSE ``data:`` events of chat-completion chunks, ending in ``[DONE]``."""
+class OpenAIStreamDecoder(FramedDecoder):
+    """SSE ``data:`` events of chat-completion chunks, ending in ``[DONE]``.
 
-    __slots__ = ("_done", "_events", "_request", "_seen")
+    The stream is complete only with ``[DONE]`` and a finish reason for every
+    choice that started; a body that ends otherwise was cut."""
+
+    marker = "data: [DONE]"
+
+    __slots__ = ("_finished", "_started")
 
     def __init__(self, request: Request) -> None:
-        self._request = request
-        self._events = SSEParser()
-        self._done = False
-        self._seen = False
+        super().__init__(request, SSEParser())
+        self._started: set[int] = set()
+        self._finished: set[int] = set()
 
-    def feed(self, data: bytes) -> list[ChatChunk]:
-        with parsing(self._request, "stream"):
-            events = self._events.feed(data)
-        return self._chunks(events)
+    def decode(self, frame: Any) -> ChatChunk | None:
+        if frame.data == "[DONE]":
+            self.ended = True
+            return None
+        data = json.loads(frame.data)
+        if isinstance(data, dict) and "error" in data:
+            raise _stream_error(self.request, data)
+        chunk = chat_chunk(self.request, data)
+        for choice in chunk.choices if chunk is not None else ():
+            self._started.add(choice.index)
+            if choice.finish_reason is not None:
+                self._finished.add(choice.index)
+        return chunk
 
-    def close(self) -> list[ChatChunk]:
-        """The body ended. Ending without ``[DONE]`` is accepted (some servers omit
-        it); ending without a single event is not: that body was not a stream."""
-        with parsing(self._request, "stream"):
-            events = self._events.close()
-        out = self._chunks(events)
-        if not self._seen:
-            raise errors.ProviderResponseError(
-                f"{self._request.provider} ended a stream without sending any event",
-                provider=self._request.provider,
-                model=self._request.model,
+    def finish(self) -> list[ChatChunk]:
+        unfinished = sorted(self._started - self._finished)
+        if unfinished:
+            raise stream_ended_early(
+                self.request, f"a finish_reason for choice {', '.join(map(str, unfinished))}"
             )
-        return out
-
-    def _chunks(self, events: list[Any]) -> list[ChatChunk]:
-        out: list[ChatChunk] = []
-        request = self._request
-        for event in events:
-            self._seen = True
-            if self._done:
-                break
-            if event.data == "[DONE]":
-                self._done = True
-                break
-            with parsing(request, "stream event"):
-                data = json.loads(event.data)
-                if isinstance(data, dict) and "error" in data:
-                    raise _stream_error(request, data)
-                chunk = chat_chunk(request, data)
-            if chunk is not None:
-                out.append(chunk)
-        return out
+        return []
 
 
 def _stream_error(request: Request, data: dict[str, Any]) -> errors.DispatchError:

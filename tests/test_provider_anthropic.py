@@ -24,7 +24,7 @@ from pipeline._dispatch import UpstreamStatusError
 from providers import ProviderRegistry, default_registry
 from providers.anthropic import ANTHROPIC, DEFAULT_MAX_TOKENS, AnthropicMessages
 from providers.openai import OPENAI
-from tests._decoding import accumulate
+from tests._decoding import accumulate, assert_whole
 from tests.conftest import load_recorded, recorded_names
 
 pytestmark = pytest.mark.anyio
@@ -933,6 +933,7 @@ def ends_cleanly_decoding(name: str, pieces: list[bytes]) -> None:
         for piece in pieces:
             assert all(isinstance(c, ChatChunk) for c in decoder.feed(piece))
         assert all(isinstance(c, ChatChunk) for c in decoder.close())
+        assert_whole(b"".join(pieces), "anthropic")  # a cut stream is an error, never a reply
     except errors.ProviderResponseError:
         return
     except errors.DispatchError:

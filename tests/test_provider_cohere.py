@@ -35,7 +35,7 @@ from pipeline._dispatch import Result, UpstreamStatusError
 from pipeline._responses import StreamAccumulator
 from providers import ProviderRegistry, default_registry
 from providers.cohere import COHERE, KEY_ENVS, Cohere
-from tests._decoding import accumulate, feed
+from tests._decoding import accumulate, assert_whole, feed
 from tests._mutations import FUZZ, cut_and_flipped, damaged
 from tests.conftest import load_recorded, recorded_names
 
@@ -624,8 +624,10 @@ async def test_generation_error_at_message_end() -> None:
         {"type": "message-end", "delta": {"finish_reason": "ERROR", "error": "generation failed"}},
     )
     decoder = COHERE.stream_decoder(STREAMING)
+    chunks = decoder.feed(failing)  # what came before the error reaches the caller first
+    assert [c.choices[0].delta.content for c in chunks] == [None, "Hel"]
     with pytest.raises(errors.InternalServerError, match="generation failed"):
-        decoder.feed(failing)
+        decoder.close()
 
 
 # -- end to end through a Pipeline ------------------------------------------------
@@ -761,6 +763,7 @@ def decodes_or_fails_cleanly(raw: bytes, step: int) -> None:
         assert b'"error"' in raw or b'"message"' in raw  # only a reported failure raises others
         return
     assert all(isinstance(c, ChatChunk) for c in chunks)
+    assert_whole(raw, "cohere")  # a cut stream is an error, never a reply
 
 
 @FUZZ

@@ -42,7 +42,7 @@ from providers.ollama import (
     finish_from,
     usage_from,
 )
-from tests._decoding import accumulate, feed
+from tests._decoding import accumulate, assert_whole, feed
 from tests._mutations import FUZZ, cut_and_flipped, damaged
 from tests.conftest import load_recorded, recorded_names
 
@@ -855,6 +855,7 @@ def decodes_or_fails_cleanly(raw: bytes, step: int) -> None:
         assert b'"error"' in raw  # only a line that says it is an error raises another error
         return
     assert all(isinstance(c, ChatChunk) for c in chunks)
+    assert_whole(raw, "ollama")  # a cut stream is an error, never a reply
 
 
 @FUZZ

@@ -8,14 +8,11 @@ from typing import Any
 
 from pipeline.adapter import (
     ChatChunk,
-    ChunkChoice,
     Delta,
+    FramedDecoder,
     FunctionDelta,
     Request,
     ToolCallDelta,
-    Usage,
-    errors,
-    parsing,
 )
 from providers._json import as_dict, opt_dict, opt_int, opt_str, req_str
 from providers._lines import ServerSentEvent, SSEParser
@@ -31,7 +28,7 @@ def _index(data: dict[str, Any]) -> int:
     return value
 
 
-class AnthropicStreamDecoder:
+class AnthropicStreamDecoder(FramedDecoder):
     """Anthropic's named SSE events as OpenAI-shaped chunks.
 
     ``message_start`` gives a role chunk (id, model, input usage); text and
@@ -40,97 +37,34 @@ class AnthropicStreamDecoder:
     its ``input_json_delta`` fragments follow at the same tool index;
     ``message_delta`` gives the last chunk, with the finish reason and the
     usage of the whole stream. An ``error`` event raises the unified error; a
-    body that ends before ``message_stop`` raises ProviderResponseError. An
-    error met after other events of the same piece is raised by the next call,
-    so the chunks before it reach the caller first.
+    body that ends before ``message_stop`` raises ProviderResponseError.
     """
 
-    __slots__ = (
-        "_events",
-        "_id",
-        "_model",
-        "_pending",
-        "_request",
-        "_stopped",
-        "_tools",
-        "_usage",
-    )
+    marker = "message_stop"
+
+    __slots__ = ("_tools", "_usage")
 
     def __init__(self, request: Request) -> None:
-        self._request = request
-        self._events = SSEParser()
-        self._id = ""
-        self._model = request.model
+        super().__init__(request, SSEParser())
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # content block index -> tool call index
-        self._stopped = False
-        self._pending: errors.DispatchError | None = None
 
-    def _raise_pending(self) -> None:
-        if self._pending is not None:
-            raise self._pending
-
-    def feed(self, data: bytes) -> list[ChatChunk]:
-        self._raise_pending()
-        with parsing(self._request, "stream"):
-            events = self._events.feed(data)
-        return self._chunks(events)
-
-    def close(self) -> list[ChatChunk]:
-        self._raise_pending()
-        with parsing(self._request, "stream"):
-            events = self._events.close()
-        out = self._chunks(events)
-        self._raise_pending()  # nothing is called after close: raise it now
-        if not self._stopped:
-            raise errors.ProviderResponseError(
-                f"{self._request.provider} ended the stream before message_stop",
-                provider=self._request.provider,
-                model=self._request.model,
-            )
-        return out
-
-    def _chunks(self, events: list[ServerSentEvent]) -> list[ChatChunk]:
-        out: list[ChatChunk] = []
-        for event in events:
-            if self._stopped:
-                break
-            try:
-                with parsing(self._request, "stream event"):
-                    data = as_dict(json.loads(event.data), "stream event")
-                    handle = _EVENTS.get(opt_str(data, "type") or event.event)
-                    chunk = handle(self, data) if handle is not None else None
-            except errors.DispatchError as exc:
-                if not out:
-                    raise
-                self._pending = exc
-                break
-            if chunk is not None:
-                out.append(chunk)
-        return out
-
-    def _chunk(
-        self, delta: Delta, finish: str | None = None, usage: Usage | None = None
-    ) -> ChatChunk:
-        return ChatChunk(
-            id=self._id,
-            model=self._model,
-            provider=self._request.provider,
-            choices=[ChunkChoice(delta=delta, finish_reason=finish)],
-            usage=usage,
-        )
+    def decode(self, frame: ServerSentEvent) -> ChatChunk | None:
+        data = as_dict(json.loads(frame.data), "stream event")
+        handle = _EVENTS.get(opt_str(data, "type") or frame.event)
+        return handle(self, data) if handle is not None else None
 
     def _text(self, text: str, reasoning: bool) -> ChatChunk | None:
         if not text:
             return None
-        return self._chunk(Delta(reasoning_content=text) if reasoning else Delta(content=text))
+        return self.single(Delta(reasoning_content=text) if reasoning else Delta(content=text))
 
     def _message_start(self, data: dict[str, Any]) -> ChatChunk:
         message = as_dict(data["message"], "message")
-        self._id = opt_str(message, "id") or ""
-        self._model = opt_str(message, "model") or self._model
+        self.id = opt_str(message, "id") or ""
+        self.model = opt_str(message, "model") or self.model
         self._usage = dict(opt_dict(message, "usage") or {})
-        return self._chunk(Delta(role="assistant", content=""))
+        return self.single(Delta(role="assistant", content=""))
 
     def _block_start(self, data: dict[str, Any]) -> ChatChunk | None:
         index = _index(data)
@@ -144,7 +78,7 @@ class AnthropicStreamDecoder:
                 type="function",
                 function=FunctionDelta(name=req_str(block, "name"), arguments=""),
             )
-            return self._chunk(Delta(tool_calls=[call]))
+            return self.single(Delta(tool_calls=[call]))
         if kind == "text":
             return self._text(opt_str(block, "text") or "", reasoning=False)
         if kind == "thinking":
@@ -165,22 +99,22 @@ class AnthropicStreamDecoder:
             if not fragment:
                 return None
             call = ToolCallDelta(index=tool, function=FunctionDelta(arguments=fragment))
-            return self._chunk(Delta(tool_calls=[call]))
+            return self.single(Delta(tool_calls=[call]))
         return None  # signature_delta, citations_delta: no OpenAI field for them
 
     def _message_delta(self, data: dict[str, Any]) -> ChatChunk:
         delta = as_dict(data["delta"], "delta")
         final = opt_dict(data, "usage") or {}
         self._usage.update((k, v) for k, v in final.items() if v is not None)
-        return self._chunk(
+        return self.single(
             Delta(), finish=finish_reason(delta.get("stop_reason")), usage=usage_of(self._usage)
         )
 
     def _message_stop(self, data: dict[str, Any]) -> None:
-        self._stopped = True
+        self.ended = True
 
     def _error(self, data: dict[str, Any]) -> None:
-        raise stream_error(self._request, data)
+        raise stream_error(self.request, data)
 
 
 _EVENTS: dict[str, Callable[[AnthropicStreamDecoder, dict[str, Any]], ChatChunk | None]] = {

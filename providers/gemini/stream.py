@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from pipeline.adapter import (
     ChatChunk,
     ChunkChoice,
     Delta,
-    FunctionDelta,
+    FramedDecoder,
     Request,
-    ToolCallDelta,
     Usage,
-    parsing,
+    call_deltas,
 )
 from providers._json import as_dict, opt_dict, opt_list, opt_str
 from providers._lines import JSONArraySplitter, SSEParser
@@ -33,92 +32,93 @@ _JSON_FIRST = b"[{"
 _SSE_FIRST = b"dei:r"
 
 
-class GeminiStreamDecoder:
-    """``alt=sse`` events (or a streamed JSON array) of whole responses, into chunks."""
+class _Framing:
+    """SSE or a streamed JSON array, chosen by the body's first byte; frames out as texts."""
 
-    __slots__ = ("_calls", "_frames", "_id", "_model", "_request", "_started", "_usage")
+    __slots__ = ("_frames",)
 
-    def __init__(self, request: Request) -> None:
-        self._request = request
+    def __init__(self) -> None:
         self._frames: SSEParser | JSONArraySplitter | None = None
-        self._calls: dict[int, int] = {}  # candidate index -> function calls seen
-        self._started: set[int] = set()
-        self._usage: Usage | None = None
-        self._id = ""
-        self._model = ""
 
-    def feed(self, data: bytes) -> list[ChatChunk]:
-        with parsing(self._request, "stream event"):
-            if self._frames is None:
-                start = data.lstrip()
-                if not start:
-                    return []
-                first = start[:1]
-                if first in _JSON_FIRST:
-                    self._frames = JSONArraySplitter()
-                elif first in _SSE_FIRST:
-                    self._frames = SSEParser()
-                else:
-                    raise ValueError(f"the body is neither SSE nor a JSON array ({first!r}...)")
-            return self._chunks(self._texts(self._frames.feed(data)))
-
-    def close(self) -> list[ChatChunk]:
-        with parsing(self._request, "stream event"):
-            if self._frames is None:
+    def feed(self, data: bytes) -> list[str]:
+        if self._frames is None:
+            start = data.lstrip()
+            if not start:
                 return []
-            chunks = self._chunks(self._texts(self._frames.close()))
-        if self._usage is not None:
-            chunks.append(
-                ChatChunk(
-                    id=self._id,
-                    model=self._model or self._request.model,
-                    provider=self._request.provider,
-                    usage=self._usage,
-                )
-            )
-        return chunks
+            first = start[:1]
+            if first in _JSON_FIRST:
+                self._frames = JSONArraySplitter()
+            elif first in _SSE_FIRST:
+                self._frames = SSEParser()
+            else:
+                raise ValueError(f"the body is neither SSE nor a JSON array ({first!r}...)")
+        return self._texts(self._frames.feed(data))
+
+    def close(self) -> list[str]:
+        return [] if self._frames is None else self._texts(self._frames.close())
 
     @staticmethod
     def _texts(frames: Iterable[Any]) -> list[str]:
         return [frame if isinstance(frame, str) else frame.data for frame in frames]
 
-    def _chunks(self, texts: Sequence[str]) -> list[ChatChunk]:
-        out = []
-        for text in texts:
-            chunk = self._chunk(as_dict(json.loads(text), "stream event"))
-            if chunk is not None:
-                out.append(chunk)
-        return out
 
-    def _chunk(self, data: dict[str, Any]) -> ChatChunk | None:
-        request = self._request
+class GeminiStreamDecoder(FramedDecoder):
+    """``alt=sse`` events (or a streamed JSON array) of whole responses, into chunks.
+
+    Gemini has no end event: a stream is whole when every candidate that
+    started has its ``finishReason``. Usage, cumulative in Gemini's events, is
+    sent once, in a last chunk with no choices."""
+
+    marker = "a finishReason for every candidate"
+
+    __slots__ = ("_calls", "_finished", "_started", "_usage")
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request, _Framing())
+        self.model = ""
+        self._calls: dict[int, int] = {}  # candidate index -> function calls seen
+        self._started: set[int] = set()
+        self._finished: set[int] = set()
+        self._usage: Usage | None = None
+
+    def complete(self) -> bool:
+        return bool(self._started) and self._started <= self._finished
+
+    def finish(self) -> list[ChatChunk]:
+        if self._usage is None:
+            return []
+        return [
+            ChatChunk(
+                id=self.id,
+                model=self.model or self.request.model,
+                provider=self.request.provider,
+                usage=self._usage,
+            )
+        ]
+
+    def decode(self, frame: str) -> ChatChunk | None:
+        request = self.request
+        data = as_dict(json.loads(frame), "stream event")
         if "error" in data:
             raise stream_error(request, data)
         raise_if_blocked(request, data)
-        self._id = self._id or opt_str(data, "responseId") or ""
-        self._model = self._model or opt_str(data, "modelVersion") or ""
+        self.id = self.id or opt_str(data, "responseId") or ""
+        self.model = self.model or opt_str(data, "modelVersion") or ""
         usage = usage_from(opt_dict(data, "usageMetadata"))
         if usage is not None:
             self._usage = usage
         choices = []
         for position, raw in enumerate(opt_list(data, "candidates")):
             first_call = self._calls.get(candidate_index(as_dict(raw, "candidate"), position), 0)
-            candidate = read_candidate(raw, position, self._id, first_call)
+            candidate = read_candidate(raw, position, self.id, first_call)
             index = candidate.index
             self._calls[index] = first_call + len(candidate.calls)
             role = None if index in self._started else "assistant"
             self._started.add(index)
-            deltas = [
-                ToolCallDelta(
-                    index=first_call + k,
-                    id=call.id,
-                    type="function",
-                    function=FunctionDelta(
-                        name=call.function.name, arguments=call.function.arguments
-                    ),
-                )
-                for k, call in enumerate(candidate.calls)
-            ]
+            finish = finish_reason(candidate.finish, self._calls[index] > 0)
+            if finish is not None:
+                self._finished.add(index)
+            deltas = call_deltas(candidate.calls, first_call)
             choices.append(
                 ChunkChoice(
                     index=index,
@@ -128,14 +128,14 @@ class GeminiStreamDecoder:
                         reasoning_content=candidate.reasoning,
                         tool_calls=deltas or None,
                     ),
-                    finish_reason=finish_reason(candidate.finish, self._calls[index] > 0),
+                    finish_reason=finish,
                 )
             )
         if not choices:
             return None
         return ChatChunk(
-            id=self._id,
-            model=self._model or request.model,
+            id=self.id,
+            model=self.model or request.model,
             provider=request.provider,
             choices=choices,
         )

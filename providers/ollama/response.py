@@ -17,16 +17,15 @@ from pipeline.adapter import (
     Delta,
     Embedding,
     EmbeddingResponse,
+    FramedDecoder,
     Function,
-    FunctionDelta,
     Message,
     Request,
     ToolCall,
-    ToolCallDelta,
     Usage,
+    call_deltas,
     errors,
     event_error,
-    parsing,
     read_json,
     status_error,
 )
@@ -124,61 +123,28 @@ def _done(data: dict[str, Any]) -> bool:
     return done
 
 
-class OllamaStreamDecoder:
+class OllamaStreamDecoder(FramedDecoder):
     """NDJSON lines of chat objects; the last has ``done: true``, the reason and the counts."""
 
-    __slots__ = ("_calls", "_done", "_lines", "_request", "_started")
+    marker = "its last line (done: true)"
+
+    __slots__ = ("_calls", "_started")
 
     def __init__(self, request: Request) -> None:
-        self._request = request
-        self._lines = NDJSONParser()
+        super().__init__(request, NDJSONParser())
         self._calls = 0  # tool calls so far: each gets the next index
         self._started = False
-        self._done = False
 
-    def feed(self, data: bytes) -> list[ChatChunk]:
-        with parsing(self._request, "stream line"):
-            return self._chunks(self._lines.feed(data))
-
-    def close(self) -> list[ChatChunk]:
-        with parsing(self._request, "stream line"):
-            chunks = self._chunks(self._lines.close())
-        if not self._done:
-            raise errors.ProviderResponseError(
-                f"{self._request.provider}'s stream ended before its last line (done: true)",
-                provider=self._request.provider,
-                model=self._request.model,
-            )
-        return chunks
-
-    def _chunks(self, lines: list[Any]) -> list[ChatChunk]:
-        out: list[ChatChunk] = []
-        for line in lines:
-            if self._done:
-                break
-            data = as_dict(line, "stream line")
-            if "error" in data:
-                raise stream_error(self._request, data["error"])
-            out.append(self._chunk(data))
-        return out
-
-    def _chunk(self, data: dict[str, Any]) -> ChatChunk:
-        request = self._request
+    def decode(self, frame: Any) -> ChatChunk:
+        data = as_dict(frame, "stream line")
+        if "error" in data:
+            raise stream_error(self.request, data["error"])
         message = opt_dict(data, "message") or {}
-        calls = [
-            tool_call(raw, self._calls + k) for k, raw in enumerate(opt_list(message, "tool_calls"))
-        ]
-        deltas = [
-            ToolCallDelta(
-                index=self._calls + k,
-                id=call.id,
-                type="function",
-                function=FunctionDelta(name=call.function.name, arguments=call.function.arguments),
-            )
-            for k, call in enumerate(calls)
-        ]
+        raw_calls = opt_list(message, "tool_calls")
+        calls = [tool_call(raw, self._calls + k) for k, raw in enumerate(raw_calls)]
+        deltas = call_deltas(calls, self._calls)
         self._calls += len(calls)
-        done = _done(data)
+        done = self.ended = _done(data)
         delta = Delta(
             role=None if self._started else "assistant",
             content=opt_str(message, "content") or None,
@@ -186,11 +152,10 @@ class OllamaStreamDecoder:
             tool_calls=deltas or None,
         )
         self._started = True
-        self._done = done
         return ChatChunk(
             created=created_from(data),
-            model=opt_str(data, "model") or request.model,
-            provider=request.provider,
+            model=opt_str(data, "model") or self.request.model,
+            provider=self.request.provider,
             choices=[
                 ChunkChoice(
                     delta=delta,
