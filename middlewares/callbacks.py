@@ -50,8 +50,16 @@ import anyio
 from anyio.abc import TaskGroup
 
 from middlewares._log import logger
-from pipeline import ChatChunk, ChatResponse, Handler, Request, Result, Stream, observe
-from pipeline._responses import StreamAccumulator
+from pipeline import (
+    ChatChunk,
+    ChatResponse,
+    Handler,
+    Request,
+    Result,
+    Stream,
+    StreamAccumulator,
+    observe,
+)
 
 __all__ = ["BackgroundNotRunningError", "Callbacks", "Hook", "RequestCancelled"]
 

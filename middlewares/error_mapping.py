@@ -32,8 +32,7 @@ from typing import TypeVar
 
 import httpx
 
-from pipeline import Handler, Request, Result, Stream, errors
-from pipeline._dispatch import UpstreamStatusError
+from pipeline import Handler, Request, Result, Stream, UpstreamStatusError, errors
 from pipeline.adapter import status_error
 
 __all__ = ["ErrorMapping", "MappedStream", "unify"]

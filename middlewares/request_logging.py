@@ -47,12 +47,12 @@ from pipeline import (
     Request,
     Result,
     Stream,
+    StreamAccumulator,
     TranscriptionResponse,
     Usage,
     observe,
+    scrub,
 )
-from pipeline._responses import StreamAccumulator
-from pipeline._secrets import scrub
 
 __all__ = ["Logging"]
 

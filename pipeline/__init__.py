@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline import errors
 from pipeline._chain import Handler, Middleware
-from pipeline._dispatch import Result
+from pipeline._dispatch import Result, UpstreamStatusError
 from pipeline._pipeline import Pipeline
 from pipeline._request import Request
 from pipeline._responses import (
@@ -27,10 +27,11 @@ from pipeline._responses import (
     ImageResponse,
     Response,
     SpeechResponse,
+    StreamAccumulator,
     TranscriptionResponse,
     Usage,
 )
-from pipeline._secrets import Secret
+from pipeline._secrets import Secret, scrub
 from pipeline._streams import Stream, SyncStream, observe
 
 __all__ = [
@@ -48,8 +49,10 @@ __all__ = [
     "Secret",
     "SpeechResponse",
     "Stream",
+    "StreamAccumulator",
     "SyncStream",
     "TranscriptionResponse",
+    "UpstreamStatusError",
     "Usage",
     "acompletion",
     "aembedding",
@@ -62,6 +65,7 @@ __all__ = [
     "errors",
     "image_generation",
     "observe",
+    "scrub",
     "speech",
     "transcription",
 ]
@@ -82,16 +86,13 @@ _MOVED = {
     "Message": "pipeline.adapter",
     "ToolCall": "pipeline.adapter",
     "ToolCallDelta": "pipeline.adapter",
-    "StreamAccumulator": "pipeline._responses",
     "AutoDetect": "pipeline._resolve",
     "resolve_target": "pipeline._resolve",
     "Dispatcher": "pipeline._dispatch",
     "ProviderStream": "pipeline._dispatch",
-    "UpstreamStatusError": "pipeline._dispatch",
     "Registry": "pipeline._pipeline",
     "ObservedStream": "pipeline._streams",
     "bind": "pipeline._chain",
-    "scrub": "pipeline._secrets",
 }
 
 

@@ -43,6 +43,22 @@ def read_json(request: Request, response: httpx.Response) -> Any:
         ) from exc
 
 
+def error_body(response: httpx.Response) -> Any:
+    """An error response's body as JSON, or None when it is not JSON."""
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return None
+
+
+def error_message(response: httpx.Response, field: str) -> str:
+    """The message of an error body ``{field: "..."}``; for any other body, its
+    first 500 characters (an HTML error page, a proxy's plain text)."""
+    body = error_body(response)
+    message = body.get(field) if isinstance(body, dict) else None
+    return message if isinstance(message, str) else response.text[:500]
+
+
 @contextmanager
 def parsing(request: Request, what: str = "response") -> Iterator[None]:
     """Turn a lookup or type error while reading a provider's body into

@@ -5,7 +5,8 @@ built, :meth:`ParamPolicy.apply` sorts the call's parameters:
 
 - ``send``: the provider has the same field; sent as given;
 - ``translate``: the adapter's own code converts it (``stop`` to
-  ``stop_sequences``, ``response_format`` to a schema field...);
+  ``stop_sequences``, ``response_format`` to a schema field...); each is
+  mapped to a few words saying what it becomes, for the README's table;
 - ``rename``: sent under the provider's name, value unchanged (Mistral's
   ``seed`` is ``random_seed``);
 - ``drop``: dropped quietly, because it has no effect on the output here
@@ -13,6 +14,8 @@ built, :meth:`ParamPolicy.apply` sorts the call's parameters:
   (``stream_options``: usage always comes);
 - ``fixed``: only one value is what the provider does anyway (``n=1``,
   ``parallel_tool_calls=True``): that value is dropped, any other refused;
+- ``only``: the provider has the field but takes one value (Groq's ``n``):
+  that value is sent, any other refused;
 - everything else OpenAI defines is refused (or sent, for a policy whose
   ``others`` is ``"send"``: a server that speaks OpenAI's API).
 
@@ -34,7 +37,7 @@ import attrs
 from pipeline import errors
 from pipeline._request import Endpoint, Request
 
-Handling = Literal["send", "translate", "rename", "drop", "fixed", "refuse"]
+Handling = Literal["send", "translate", "rename", "drop", "fixed", "only", "refuse"]
 
 # OpenAI's chat-completion parameters (the openai SDK's ``completion_create_params``),
 # less ``model``, ``messages`` and ``stream`` (fields of every request) and
@@ -85,6 +88,19 @@ OPENAI_PARAMS: Mapping[str, frozenset[str]] = MappingProxyType(
 
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
 
+# Parameters with no effect on the output (who the end user is, whether OpenAI
+# stores the completion, prompt-cache hints): dropped where a provider lacks them.
+ADVISORY_PARAMS: frozenset[str] = frozenset(
+    {
+        "user",
+        "safety_identifier",
+        "store",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+    }
+)
+
 
 def _names(value: Iterable[str]) -> frozenset[str]:
     return frozenset(value)
@@ -96,10 +112,11 @@ class ParamPolicy:
 
     endpoint: Endpoint = "chat"
     send: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
-    translate: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
+    translate: Mapping[str, str] = _NOTHING
     rename: Mapping[str, str] = _NOTHING
     drop: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     fixed: Mapping[str, object] = _NOTHING
+    only: Mapping[str, object] = _NOTHING
     refuse: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     others: Literal["send", "refuse"] = "refuse"
     _table: Mapping[str, tuple[Handling, Any]] = attrs.field(init=False, repr=False, eq=False)
@@ -108,10 +125,11 @@ class ParamPolicy:
         table: dict[str, tuple[Handling, Any]] = {}
         groups: list[tuple[Handling, Iterable[str], Mapping[str, Any]]] = [
             ("send", self.send, _NOTHING),
-            ("translate", self.translate, _NOTHING),
+            ("translate", self.translate, self.translate),
             ("rename", self.rename, self.rename),
             ("drop", self.drop, _NOTHING),
             ("fixed", self.fixed, self.fixed),
+            ("only", self.only, self.only),
             ("refuse", self.refuse, _NOTHING),
         ]
         for how, names, values in groups:
@@ -125,12 +143,19 @@ class ParamPolicy:
             table = {k: v for k, v in table.items() if v[0] != "send"}
         object.__setattr__(self, "_table", MappingProxyType(table))
 
-    def handling(self, name: str) -> Handling | None:
-        """What happens to OpenAI's parameter ``name`` (None: not one of OpenAI's)."""
+    @property
+    def speaks_openai(self) -> bool:
+        """Whether every OpenAI parameter is sent as given."""
+        return self.others == "send" and not self._table
+
+    def handling(self, name: str) -> tuple[Handling, Any] | None:
+        """What happens to OpenAI's parameter ``name``, and with what: the field it
+        is renamed to, what it is translated into, the one value it may take
+        (None: not one of OpenAI's parameters)."""
         found = self._table.get(name)
         if found is not None:
-            return found[0]
-        return self.others if name in OPENAI_PARAMS.get(self.endpoint, ()) else None
+            return found
+        return (self.others, None) if name in OPENAI_PARAMS.get(self.endpoint, ()) else None
 
     def apply(self, request: Request, params: Mapping[str, Any]) -> dict[str, Any]:
         """The parameters to build the body from: renamed, with the dropped ones gone.
@@ -148,6 +173,8 @@ class ParamPolicy:
             if entry is None or entry[0] in ("send", "translate"):
                 continue
             how, arg = entry
+            if how == "only" and value in (arg, None):
+                continue
             del out[name]
             if how == "rename":
                 if value is not None and out.get(arg, value) not in (value, None):
@@ -157,7 +184,8 @@ class ParamPolicy:
             elif value is None or how == "drop" or (how == "fixed" and value == arg):
                 continue
             else:
-                refused.append(f"{name}={value!r} (only {arg!r})" if how == "fixed" else name)
+                limited = how in ("fixed", "only")
+                refused.append(f"{name}={value!r} (only {arg!r})" if limited else name)
         if refused:
             _refuse(request, refused)
         return out

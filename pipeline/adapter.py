@@ -36,8 +36,17 @@ from pipeline._adapter_base import (
     first_env,
     lookup_key,
 )
+from pipeline._adapter_framing import (
+    JSONArraySplitter,
+    LineSplitter,
+    NDJSONParser,
+    ServerSentEvent,
+    SSEParser,
+)
 from pipeline._adapter_helpers import (
     class_for_status,
+    error_body,
+    error_message,
     event_error,
     parsing,
     read_json,
@@ -47,7 +56,23 @@ from pipeline._adapter_helpers import (
     stream_ended_early,
     timeout_extensions,
 )
-from pipeline._adapter_params import OPENAI_CHAT_PARAMS, OPENAI_PARAMS, Handling, ParamPolicy
+from pipeline._adapter_json import (
+    as_dict,
+    as_list,
+    floats,
+    opt_dict,
+    opt_int,
+    opt_list,
+    opt_str,
+    req_str,
+)
+from pipeline._adapter_params import (
+    ADVISORY_PARAMS,
+    OPENAI_CHAT_PARAMS,
+    OPENAI_PARAMS,
+    Handling,
+    ParamPolicy,
+)
 from pipeline._adapter_stream import FramedDecoder, Framer, call_deltas
 from pipeline._request import ENDPOINTS, Endpoint, Request
 from pipeline._responses import (
@@ -73,6 +98,7 @@ from pipeline._responses import (
 from pipeline._secrets import Secret
 
 __all__ = [
+    "ADVISORY_PARAMS",
     "ALL_ENDPOINTS",
     "CHAT",
     "CHAT_EMBEDDING",
@@ -98,24 +124,39 @@ __all__ = [
     "Handling",
     "Image",
     "ImageResponse",
+    "JSONArraySplitter",
+    "LineSplitter",
     "Message",
+    "NDJSONParser",
     "ParamPolicy",
     "Request",
+    "SSEParser",
     "Secret",
+    "ServerSentEvent",
     "SpeechResponse",
     "StreamDecoder",
     "ToolCall",
     "ToolCallDelta",
     "TranscriptionResponse",
     "Usage",
+    "as_dict",
+    "as_list",
     "call_deltas",
     "class_for_status",
+    "error_body",
+    "error_message",
     "errors",
     "event_error",
     "first_env",
+    "floats",
     "lookup_key",
+    "opt_dict",
+    "opt_int",
+    "opt_list",
+    "opt_str",
     "parsing",
     "read_json",
+    "req_str",
     "request_id_from",
     "retry_after_from",
     "status_error",

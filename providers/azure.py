@@ -57,6 +57,7 @@ import httpx
 
 from pipeline.adapter import (
     ALL_ENDPOINTS,
+    EMPTY,
     Endpoint,
     Request,
     Secret,
@@ -109,6 +110,7 @@ class AzureOpenAI(OpenAICompatible):
     base_url: str = ""
     key_envs: tuple[str, ...] = KEY_ENVS
     endpoints: frozenset[Endpoint] = ALL_ENDPOINTS
+    roles: Mapping[str, str] = EMPTY  # developer is known from DEVELOPER_ROLE_SINCE on
     api_version: str | None = None
     ad_token_provider: TokenProvider | None = attrs.field(default=None, repr=False)
 

@@ -35,10 +35,14 @@ Anthropic and Gemini keep their families at a higher priority still.
 
 from __future__ import annotations
 
-from pipeline.adapter import (
-    Endpoint,
+from pipeline.adapter import ADVISORY_PARAMS, Endpoint, ParamPolicy
+from providers.openai_compatible import (
+    ALL_ENDPOINTS,
+    CHAT,
+    CHAT_EMBEDDING,
+    SPEAKS_OPENAI,
+    OpenAICompatible,
 )
-from providers.openai_compatible import ALL_ENDPOINTS, CHAT, CHAT_EMBEDDING, OpenAICompatible
 
 OWNER = 5  # auto-detect priority of a provider's own model family
 
@@ -52,6 +56,31 @@ CHAT_EMBEDDING_TRANSCRIPTION: frozenset[Endpoint] = frozenset(
 
 GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
+# Mistral's chat completions (its API reference / client-python's
+# ChatCompletionRequest): the seed is random_seed, there is no
+# max_completion_tokens, no user, no stream_options, no logprobs.
+MISTRAL_CHAT = ParamPolicy(
+    others="send",
+    rename={"seed": "random_seed", "max_completion_tokens": "max_tokens"},
+    drop={"stream_options", *ADVISORY_PARAMS - {"prompt_cache_key"}},
+    fixed={"logprobs": False, "modalities": ["text"]},
+    refuse={
+        "top_logprobs",
+        "logit_bias",
+        "service_tier",
+        "audio",
+        "web_search_options",
+        "verbosity",
+        "functions",
+        "function_call",
+        "moderation",
+    },
+)
+# Groq's OpenAI compatibility page: these answer 400, and n must be 1.
+GROQ_CHAT = ParamPolicy(
+    others="send", refuse={"logprobs", "top_logprobs", "logit_bias"}, only={"n": 1}
+)
+
 COMPATIBLE: tuple[OpenAICompatible, ...] = (
     # -- hosted inference --------------------------------------------------
     OpenAICompatible(
@@ -59,6 +88,7 @@ COMPATIBLE: tuple[OpenAICompatible, ...] = (
         base_url="https://api.groq.com/openai/v1",
         key_envs=("GROQ_API_KEY",),
         endpoints=CHAT_TRANSCRIPTION,
+        params={**SPEAKS_OPENAI, "chat": GROQ_CHAT},
         stream_usage=False,  # usage arrives in x_groq and on the last chunk anyway
     ),
     OpenAICompatible(
@@ -66,6 +96,7 @@ COMPATIBLE: tuple[OpenAICompatible, ...] = (
         base_url="https://api.mistral.ai/v1",
         key_envs=("MISTRAL_API_KEY",),
         endpoints=CHAT_EMBEDDING,
+        params={**SPEAKS_OPENAI, "chat": MISTRAL_CHAT},
         stream_usage=False,  # usage arrives on the last chunk without asking
         priority=OWNER,
         prefixes=(
@@ -326,4 +357,4 @@ COMPATIBLE: tuple[OpenAICompatible, ...] = (
     ),
 )
 
-__all__ = ["CHAT", "COMPATIBLE", "OWNER"]
+__all__ = ["CHAT", "COMPATIBLE", "GROQ_CHAT", "MISTRAL_CHAT", "OWNER"]

@@ -19,9 +19,11 @@ from pipeline.adapter import (
     Request,
     SpeechResponse,
     TranscriptionResponse,
+    as_dict,
+    opt_str,
     read_json,
+    req_str,
 )
-from providers._json import as_dict, opt_str, req_str
 
 
 def transcription_content(

@@ -30,17 +30,25 @@ from pipeline.adapter import (
     ImageResponse,
     Message,
     Request,
+    SSEParser,
     ToolCall,
     ToolCallDelta,
     Usage,
+    as_dict,
+    as_list,
+    error_body,
     errors,
     event_error,
+    floats,
+    opt_dict,
+    opt_int,
+    opt_list,
+    opt_str,
     read_json,
+    req_str,
     status_error,
     stream_ended_early,
 )
-from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str, req_str
-from providers._lines import SSEParser
 
 # Finish reasons outside OpenAI's set, as some compatible providers send them.
 _FINISH: dict[str, str] = {
@@ -350,8 +358,5 @@ def image_response(request: Request, response: httpx.Response) -> ImageResponse:
 
 
 def error_from(request: Request, response: httpx.Response) -> errors.DispatchError:
-    try:
-        body: Any = json.loads(response.content)
-    except ValueError:
-        body = response.text
-    return error_from_body(request, response, body)
+    body = error_body(response)
+    return error_from_body(request, response, response.text if body is None else body)

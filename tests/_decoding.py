@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from pipeline import ChatChunk, ChatResponse
-from pipeline._responses import StreamAccumulator
+from pipeline import ChatChunk, ChatResponse, StreamAccumulator
 from pipeline.adapter import StreamDecoder
 
 

@@ -13,9 +13,17 @@ import pytest
 import structlog.testing
 
 from middlewares.cache import Cache, CachedStream, MemoryCache, cache_key
-from pipeline import ChatChunk, ChatResponse, Pipeline, Request, Secret, Stream, errors
+from pipeline import (
+    ChatChunk,
+    ChatResponse,
+    Pipeline,
+    Request,
+    Secret,
+    Stream,
+    UpstreamStatusError,
+    errors,
+)
 from pipeline._chain import Handler
-from pipeline._dispatch import UpstreamStatusError
 from providers import ProviderRegistry, echo_handler, mock_provider
 
 pytestmark = pytest.mark.anyio

@@ -14,9 +14,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from middlewares.callbacks import BackgroundNotRunningError, Callbacks, RequestCancelled
-from pipeline import ChatResponse, Pipeline, Request
+from pipeline import ChatResponse, Pipeline, Request, UpstreamStatusError
 from pipeline._chain import Handler
-from pipeline._dispatch import ProviderStream, UpstreamStatusError
+from pipeline._dispatch import ProviderStream
 from providers import ProviderRegistry, Script, echo_handler, mock_provider
 
 pytestmark = pytest.mark.anyio

@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pipeline import Pipeline, Request, Secret, errors
-from pipeline._dispatch import UpstreamStatusError
+from pipeline import Pipeline, Request, Secret, UpstreamStatusError, errors
 from pipeline.adapter import retry_after_from, status_error
 from providers import ProviderRegistry, Script, mock_provider
 

@@ -15,9 +15,8 @@ from structlog.testing import capture_logs
 
 from middlewares.cache import Cache, MemoryCache
 from middlewares.request_logging import Logging
-from pipeline import Attempt, Pipeline, Request, errors
+from pipeline import Attempt, Pipeline, Request, UpstreamStatusError, errors
 from pipeline._chain import Handler
-from pipeline._dispatch import UpstreamStatusError
 from providers import ProviderRegistry, echo_handler, mock_provider
 
 pytestmark = pytest.mark.anyio

@@ -19,8 +19,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from pipeline import ChatChunk, ChatResponse, Pipeline, Request, Secret, errors
-from pipeline._dispatch import UpstreamStatusError
+from pipeline import ChatChunk, ChatResponse, Pipeline, Request, Secret, UpstreamStatusError, errors
 from providers import ProviderRegistry, default_registry
 from providers.anthropic import ANTHROPIC, DEFAULT_MAX_TOKENS, AnthropicMessages
 from providers.openai import OPENAI

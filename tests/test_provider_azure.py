@@ -18,8 +18,7 @@ import httpx
 import pytest
 from hypothesis import given
 
-from pipeline import ChatResponse, Request, Secret, errors
-from pipeline._dispatch import UpstreamStatusError
+from pipeline import ChatResponse, Request, Secret, UpstreamStatusError, errors
 from pipeline.adapter import Endpoint
 from providers.azure import AZURE, DEFAULT_API_VERSION, AzureOpenAI
 from tests._decoding import accumulate as assemble

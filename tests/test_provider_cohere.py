@@ -26,13 +26,14 @@ from pipeline import (
     EmbeddingResponse,
     Pipeline,
     Request,
+    Result,
     Secret,
+    StreamAccumulator,
+    UpstreamStatusError,
     Usage,
     errors,
 )
 from pipeline._chain import Handler
-from pipeline._dispatch import Result, UpstreamStatusError
-from pipeline._responses import StreamAccumulator
 from providers import ProviderRegistry, default_registry
 from providers.cohere import COHERE, KEY_ENVS, Cohere
 from tests._decoding import accumulate, assert_whole, feed

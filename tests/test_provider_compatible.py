@@ -18,8 +18,7 @@ import httpx
 import pytest
 from hypothesis import given
 
-from pipeline import Pipeline, Request, Secret, errors
-from pipeline._dispatch import UpstreamStatusError
+from pipeline import Pipeline, Request, Secret, UpstreamStatusError, errors
 from pipeline.adapter import ENDPOINTS, Endpoint
 from providers import ProviderRegistry, default_registry
 from providers.__main__ import capability_table, main

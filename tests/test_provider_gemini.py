@@ -13,8 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import ChatChunk, ChatResponse, EmbeddingResponse, Pipeline, Request, Secret, errors
-from pipeline._dispatch import UpstreamStatusError
+from pipeline import (
+    ChatChunk,
+    ChatResponse,
+    EmbeddingResponse,
+    Pipeline,
+    Request,
+    Secret,
+    UpstreamStatusError,
+    errors,
+)
 from providers import ProviderRegistry
 from providers.gemini import GEMINI, Gemini
 from providers.openai import OPENAI

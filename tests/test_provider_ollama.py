@@ -25,13 +25,14 @@ from pipeline import (
     EmbeddingResponse,
     Pipeline,
     Request,
+    Result,
     Secret,
+    StreamAccumulator,
+    UpstreamStatusError,
     Usage,
     errors,
 )
 from pipeline._chain import Handler
-from pipeline._dispatch import Result, UpstreamStatusError
-from pipeline._responses import StreamAccumulator
 from providers import ProviderRegistry, default_registry
 from providers.ollama import (
     BASE_URL_ENVS,

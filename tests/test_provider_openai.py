@@ -34,9 +34,9 @@ from pipeline import (
     Secret,
     SpeechResponse,
     TranscriptionResponse,
+    UpstreamStatusError,
     errors,
 )
-from pipeline._dispatch import UpstreamStatusError
 from pipeline.adapter import Adapter, Endpoint
 from providers import ProviderRegistry
 from providers.openai import OPENAI

@@ -77,13 +77,13 @@ async def test_pipeline_exports_what_users_call_and_warns_for_moved_names() -> N
     assert {"Pipeline", "Request", "errors", "Stream", "ChatResponse", "acompletion"} <= set(
         pipeline.__all__
     )
-    for internal in ("Dispatcher", "UpstreamStatusError", "bind", "scrub", "AutoDetect"):
+    for internal in ("Dispatcher", "ProviderStream", "bind", "AutoDetect", "Registry"):
         assert internal not in pipeline.__all__
     with pytest.warns(DeprecationWarning, match="pipeline._dispatch"):
-        moved = pipeline.UpstreamStatusError
-    from pipeline._dispatch import UpstreamStatusError
+        moved = pipeline.Dispatcher
+    from pipeline._dispatch import Dispatcher
 
-    assert moved is UpstreamStatusError
+    assert moved is Dispatcher
     with pytest.raises(AttributeError):
         pipeline.no_such_name  # noqa: B018
 

@@ -13,8 +13,14 @@ from openai.types import CreateEmbeddingResponse, ImagesResponse
 from openai.types.audio import Transcription
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from pipeline import ChatChunk, ChatResponse, Pipeline, Request, errors
-from pipeline._responses import StreamAccumulator
+from pipeline import (
+    ChatChunk,
+    ChatResponse,
+    Pipeline,
+    Request,
+    StreamAccumulator,
+    errors,
+)
 from providers import mock_provider
 
 pytestmark = pytest.mark.anyio

@@ -10,9 +10,8 @@ import anyio
 import httpx
 import pytest
 
-from pipeline import ChatChunk, Pipeline, Request, Stream, observe
+from pipeline import ChatChunk, Pipeline, Request, Stream, StreamAccumulator, observe
 from pipeline._chain import Handler
-from pipeline._responses import StreamAccumulator
 from providers import ProviderRegistry, mock_provider
 
 pytestmark = pytest.mark.anyio

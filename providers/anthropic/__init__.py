@@ -8,9 +8,16 @@ Requests are given in OpenAI's chat shape and sent in Anthropic's:
 - ``max_tokens`` is required by Anthropic: when neither ``max_tokens`` nor
   ``max_completion_tokens`` is given it is :data:`DEFAULT_MAX_TOKENS` (4096),
   or the adapter's own ``max_tokens``;
-- ``stop`` becomes ``stop_sequences``; ``user`` becomes ``metadata.user_id``;
-  ``stream_options`` is not sent (Anthropic always streams usage);
-  ``temperature`` must be within 0..1 (Anthropic's range);
+- ``stop`` becomes ``stop_sequences``; ``safety_identifier`` (else ``user``)
+  becomes ``metadata.user_id``; ``stream_options`` is not sent (Anthropic
+  always streams usage); ``temperature`` must be within 0..1 (Anthropic's
+  range); ``response_format`` becomes structured outputs or a forced tool
+  (:mod:`providers.anthropic.structured`); what the Messages API has no field
+  for (``seed``, ``n>1``, the penalties, ``logprobs``, ``logit_bias``...) is
+  refused before any I/O, or dropped with ``drop_params`` (:data:`CHAT_PARAMS`);
+- text that is empty or only whitespace is left out (Anthropic rejects empty
+  text blocks); an assistant turn left with nothing is omitted, a user
+  message left with nothing is an ``InvalidRequestError``;
 - ``image_url`` parts become ``image`` blocks: a ``data:<type>;base64,`` URL
   gives a base64 source, an http(s) URL a url source (``detail`` has no
   Anthropic equivalent and is not sent);
@@ -25,10 +32,11 @@ Requests are given in OpenAI's chat shape and sent in Anthropic's:
   (last) content block or tool; content parts Anthropic already understands
   (``text`` with ``cache_control``, ``image``, ``document``, ``thinking``...)
   and tools without a ``function`` key pass through as given;
-- every other parameter (``thinking``, ``top_k``...) passes through into the
-  body, ``extra_body`` is merged in last and ``extra_headers`` (for
-  ``anthropic-beta``) are sent as headers. ``api_version=`` overrides the
-  ``anthropic-version`` header (``2023-06-01``).
+- every parameter that is not OpenAI's (``thinking``, ``top_k``,
+  ``output_config``...) passes through into the body, ``extra_body`` is
+  merged in last and ``extra_headers`` (for ``anthropic-beta``) are sent as
+  headers. ``api_version=`` overrides the ``anthropic-version`` header
+  (``2023-06-01``).
 
 Responses: ``text`` blocks are the message content, ``thinking`` blocks its
 ``reasoning_content``, ``tool_use`` blocks its ``tool_calls`` (ids kept, input
@@ -47,10 +55,12 @@ import attrs
 import httpx
 
 from pipeline.adapter import (
+    ADVISORY_PARAMS,
     CHAT,
     ChatResponse,
     Endpoint,
     HTTPAdapter,
+    ParamPolicy,
     Request,
     errors,
     read_json,
@@ -63,10 +73,29 @@ __all__ = [
     "ANTHROPIC",
     "ANTHROPIC_BASE_URL",
     "ANTHROPIC_VERSION",
+    "CHAT_PARAMS",
     "DEFAULT_MAX_TOKENS",
     "AnthropicMessages",
     "AnthropicStreamDecoder",
 ]
+
+# What the Messages API does with each OpenAI chat parameter (the rest: refused).
+CHAT_PARAMS = ParamPolicy(
+    send={"temperature", "top_p"},
+    translate={
+        "max_tokens": "max_tokens (4096 when absent)",
+        "max_completion_tokens": "max_tokens",
+        "stop": "stop_sequences",
+        "tools": "tools (input_schema)",
+        "tool_choice": "tool_choice (auto / any / none / tool)",
+        "parallel_tool_calls": "tool_choice.disable_parallel_tool_use",
+        "response_format": "output_config.format (json_schema), a forced tool (json_object)",
+        "user": "metadata.user_id",
+        "safety_identifier": "metadata.user_id",
+    },
+    drop={"stream_options", *ADVISORY_PARAMS - {"user", "safety_identifier"}},
+    fixed={"n": 1, "logprobs": False, "modalities": ["text"]},
+)
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
@@ -93,6 +122,7 @@ class AnthropicMessages(HTTPAdapter):
     base_url: str = ANTHROPIC_BASE_URL
     key_envs: tuple[str, ...] = ("ANTHROPIC_API_KEY",)
     endpoints: frozenset[Endpoint] = CHAT
+    params: Mapping[str, ParamPolicy] = MappingProxyType({"chat": CHAT_PARAMS})
     priority: int = 10
     prefixes: tuple[str, ...] = ("claude-",)
     version: str = ANTHROPIC_VERSION

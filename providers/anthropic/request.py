@@ -6,10 +6,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pipeline.adapter import (
-    Request,
-    errors,
-)
+from pipeline.adapter import Request, errors
+from providers.anthropic.structured import add_response_format
 
 _Block = dict[str, Any]
 
@@ -54,8 +52,17 @@ def _image(request: Request, part: Mapping[str, Any]) -> _Block:
     return block
 
 
+def _blank(text: Any) -> bool:
+    return isinstance(text, str) and not text.strip()
+
+
 def _blocks(request: Request, content: Any) -> list[_Block]:
-    """Content (a string, or a list of OpenAI or Anthropic parts) as Anthropic blocks."""
+    """Content (a string, or a list of OpenAI or Anthropic parts) as Anthropic blocks.
+
+    Anthropic rejects empty text blocks ("text content blocks must be
+    non-empty"): text that is empty or only whitespace is left out."""
+    if content is None or _blank(content):
+        return []
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     if not isinstance(content, Sequence):
@@ -64,6 +71,8 @@ def _blocks(request: Request, content: Any) -> list[_Block]:
     for part in content:
         if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
             raise _invalid(request, "each content part must be a dict with a 'type'")
+        if part["type"] == "text" and _blank(part.get("text")):
+            continue
         blocks.append(_image(request, part) if part["type"] == "image_url" else dict(part))
     return blocks
 
@@ -76,7 +85,7 @@ def _mark_cache(message: Mapping[str, Any], blocks: list[_Block]) -> list[_Block
 
 def _content(request: Request, message: Mapping[str, Any]) -> str | list[_Block]:
     content = message.get("content")
-    if isinstance(content, str) and "cache_control" not in message:
+    if isinstance(content, str) and not _blank(content) and "cache_control" not in message:
         return content
     return _mark_cache(message, _blocks(request, content))
 
@@ -105,15 +114,16 @@ def _tool_use(request: Request, call: Any) -> _Block:
 class _Conversation:
     """OpenAI messages folded into Anthropic's ``system`` and ``messages``."""
 
-    __slots__ = ("_request", "_tool_results", "messages", "system")
+    __slots__ = ("_index", "_request", "_tool_results", "messages", "system")
 
     def __init__(self, request: Request) -> None:
         self._request = request
         self.system: list[_Block] = []
         self.messages: list[_Block] = []
         self._tool_results: list[_Block] | None = None  # the open user turn of tool results
+        self._index = 0
 
-    def add(self, message: Mapping[str, Any]) -> None:
+    def add(self, index: int, message: Mapping[str, Any]) -> None:
         role = message.get("role")
         add = _ROLES.get(role) if isinstance(role, str) else None
         if add is None:
@@ -121,6 +131,7 @@ class _Conversation:
                 self._request,
                 f"anthropic does not take {role!r} messages (roles: {', '.join(sorted(_ROLES))})",
             )
+        self._index = index
         add(self, message)
 
     def _append(self, role: str, content: str | list[_Block]) -> None:
@@ -131,17 +142,24 @@ class _Conversation:
         self.system.extend(_mark_cache(message, _blocks(self._request, message.get("content"))))
 
     def _user(self, message: Mapping[str, Any]) -> None:
-        self._append("user", _content(self._request, message))
+        content = _content(self._request, message)
+        if not content:  # sending a placeholder would invent input
+            raise _invalid(
+                self._request,
+                f"messages[{self._index}] (user) has no content: anthropic rejects empty text",
+            )
+        self._append("user", content)
 
     def _assistant(self, message: Mapping[str, Any]) -> None:
         calls = message.get("tool_calls") or ()
         if message.get("function_call") is not None:
             raise _invalid(self._request, "function_call is not supported: use tool_calls")
         if not calls:
-            self._append("assistant", _content(self._request, message))
+            content = _content(self._request, message)
+            if content:  # an empty assistant turn said nothing: it is left out
+                self._append("assistant", content)
             return
-        content = message.get("content")
-        blocks = _blocks(self._request, content) if content else []
+        blocks = _blocks(self._request, message.get("content"))
         blocks.extend(_tool_use(self._request, call) for call in calls)
         self._append("assistant", _mark_cache(message, blocks))
 
@@ -150,11 +168,11 @@ class _Conversation:
         if not isinstance(call_id, str):
             raise _invalid(self._request, "a tool message needs the tool_call_id it answers")
         content = message.get("content")
-        result: _Block = {
-            "type": "tool_result",
-            "tool_use_id": call_id,
-            "content": content if isinstance(content, str) else _blocks(self._request, content),
-        }
+        result: _Block = {"type": "tool_result", "tool_use_id": call_id}
+        if content is not None and not _blank(content):  # an empty result has no content
+            blocks = content if isinstance(content, str) else _blocks(self._request, content)
+            if blocks:
+                result["content"] = blocks
         block = _mark_cache(message, [result])[0]
         if self._tool_results is None:
             self._append("user", [])
@@ -242,8 +260,10 @@ def chat_body(request: Request, params: Mapping[str, Any], max_tokens: int) -> d
     """The ``/v1/messages`` JSON body for an OpenAI-shaped chat request."""
     params = {k: v for k, v in params.items() if v is not None}
     conversation = _Conversation(request)
-    for message in request.messages:
-        conversation.add(message)
+    for index, message in enumerate(request.messages):
+        conversation.add(index, message)
+    if not conversation.messages:
+        raise _invalid(request, "anthropic needs at least one user or assistant message")
     body: dict[str, Any] = {"model": request.model, "messages": conversation.messages}
     system = conversation.system_field()
     if system is not None:
@@ -265,13 +285,12 @@ def chat_body(request: Request, params: Mapping[str, Any], max_tokens: int) -> d
     )
     if choice is not None:
         body["tool_choice"] = choice
-    user = params.pop("user", None)
+    add_response_format(request, params, body)
+    user = params.pop("safety_identifier", None) or params.pop("user", None)
+    params.pop("user", None)
     if user is not None:
         body["metadata"] = {"user_id": user}
-    params.pop("stream_options", None)  # Anthropic always streams usage
-    extra = params.pop("extra_body", None) or {}
-    body.update(params)
+    body.update(params)  # Anthropic's own parameters (thinking, top_k, output_config...)
     if request.stream:
         body["stream"] = True
-    body.update(extra)
     return body

@@ -15,11 +15,18 @@ from pipeline.adapter import (
     Request,
     ToolCall,
     Usage,
+    as_dict,
+    as_list,
+    error_body,
     errors,
     event_error,
+    opt_dict,
+    opt_int,
+    opt_str,
+    req_str,
     status_error,
 )
-from providers._json import as_dict, as_list, opt_dict, opt_int, opt_str, req_str
+from providers.anthropic.structured import JSON_TOOL, json_mode
 
 _FINISH: dict[str, str] = {
     "end_turn": "stop",
@@ -86,6 +93,7 @@ def _tool_call(block: dict[str, Any]) -> ToolCall:
 
 def message_response(request: Request, data: Any) -> ChatResponse:
     data = as_dict(data, "message")
+    json_tool = JSON_TOOL if json_mode(request) else None
     text: list[str] = []
     thinking: list[str] = []
     calls: list[ToolCall] = []
@@ -96,8 +104,11 @@ def message_response(request: Request, data: Any) -> ChatResponse:
             text.append(req_str(block, "text"))
         elif kind == "thinking":
             thinking.append(req_str(block, "thinking"))
+        elif kind == "tool_use" and opt_str(block, "name") == json_tool:
+            text.append(json.dumps(as_dict(block.get("input", {}), "tool input")))
         elif kind == "tool_use":
             calls.append(_tool_call(block))
+    finish = finish_reason(data.get("stop_reason")) or "stop"
     usage = opt_dict(data, "usage")
     return ChatResponse(
         id=opt_str(data, "id") or "",
@@ -110,7 +121,7 @@ def message_response(request: Request, data: Any) -> ChatResponse:
                     tool_calls=calls or None,
                     reasoning_content="".join(thinking) if thinking else None,
                 ),
-                finish_reason=finish_reason(data.get("stop_reason")) or "stop",
+                finish_reason="stop" if finish == "tool_calls" and not calls else finish,
             )
         ],
         usage=usage_of(usage) if usage is not None else None,
@@ -141,10 +152,7 @@ def _error_class(kind: str | None, message: str) -> type[errors.DispatchError] |
 
 
 def error_from_body(request: Request, response: httpx.Response) -> errors.DispatchError:
-    try:
-        body: Any = json.loads(response.content)
-    except ValueError:
-        body = None
+    body = error_body(response)
     message, kind, request_id = _error_parts(body)
     if body is None:
         message = response.text[:500]

@@ -12,11 +12,17 @@ from pipeline.adapter import (
     FramedDecoder,
     FunctionDelta,
     Request,
+    ServerSentEvent,
+    SSEParser,
     ToolCallDelta,
+    as_dict,
+    opt_dict,
+    opt_int,
+    opt_str,
+    req_str,
 )
-from providers._json import as_dict, opt_dict, opt_int, opt_str, req_str
-from providers._lines import ServerSentEvent, SSEParser
 from providers.anthropic.response import finish_reason, stream_error, usage_of
+from providers.anthropic.structured import JSON_TOOL, json_mode
 
 # -- streams -----------------------------------------------------------------
 
@@ -42,12 +48,15 @@ class AnthropicStreamDecoder(FramedDecoder):
 
     marker = "message_stop"
 
-    __slots__ = ("_tools", "_usage")
+    __slots__ = ("_json_blocks", "_json_tool", "_tools", "_usage")
 
     def __init__(self, request: Request) -> None:
         super().__init__(request, SSEParser())
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # content block index -> tool call index
+        # response_format json_object: the forced tool's input is the content
+        self._json_tool = JSON_TOOL if json_mode(request) else None
+        self._json_blocks: set[int] = set()
 
     def decode(self, frame: ServerSentEvent) -> ChatChunk | None:
         data = as_dict(json.loads(frame.data), "stream event")
@@ -70,6 +79,9 @@ class AnthropicStreamDecoder(FramedDecoder):
         index = _index(data)
         block = as_dict(data["content_block"], "content block")
         kind = opt_str(block, "type")
+        if kind == "tool_use" and opt_str(block, "name") == self._json_tool:
+            self._json_blocks.add(index)
+            return None
         if kind == "tool_use":
             tool = self._tools[index] = len(self._tools)
             call = ToolCallDelta(
@@ -93,6 +105,8 @@ class AnthropicStreamDecoder(FramedDecoder):
             return self._text(req_str(delta, "text"), reasoning=False)
         if kind == "thinking_delta":
             return self._text(req_str(delta, "thinking"), reasoning=True)
+        if kind == "input_json_delta" and index in self._json_blocks:
+            return self._text(req_str(delta, "partial_json"), reasoning=False)
         if kind == "input_json_delta":
             fragment = req_str(delta, "partial_json")
             tool = self._tools[index]
@@ -106,9 +120,10 @@ class AnthropicStreamDecoder(FramedDecoder):
         delta = as_dict(data["delta"], "delta")
         final = opt_dict(data, "usage") or {}
         self._usage.update((k, v) for k, v in final.items() if v is not None)
-        return self.single(
-            Delta(), finish=finish_reason(delta.get("stop_reason")), usage=usage_of(self._usage)
-        )
+        finish = finish_reason(delta.get("stop_reason"))
+        if finish == "tool_calls" and not self._tools:  # only the JSON tool was called
+            finish = "stop"
+        return self.single(Delta(), finish=finish, usage=usage_of(self._usage))
 
     def _message_stop(self, data: dict[str, Any]) -> None:
         self.ended = True

@@ -95,10 +95,15 @@ def cohere_messages(request: Request) -> list[dict[str, Any]]:
             out.append(item)
             continue
         content = _parts(request, i, message.get("content"))
-        if content:
+        calls = message.get("tool_calls")
+        if role != "assistant":
+            item["content"] = content if content is not None else ""  # v2 requires it
+        elif content:
             item["content"] = content
-        if message.get("tool_calls"):
-            item["tool_calls"] = _tool_calls_out(request, i, message["tool_calls"])
+        elif not calls:
+            continue  # an assistant turn with neither content nor tool calls said nothing
+        if calls:
+            item["tool_calls"] = _tool_calls_out(request, i, calls)
             if message.get("reasoning_content"):
                 item["tool_plan"] = message["reasoning_content"]
         out.append(item)
@@ -136,27 +141,13 @@ _CONVERT: dict[str, Callable[[Request, Any], Any]] = {
     "tool_choice": _tool_choice,
     "response_format": _response_format,
 }
-_RENAMED: dict[str, str] = {
-    "top_p": "p",
-    "top_k": "k",
-    "stop": "stop_sequences",
-    "max_completion_tokens": "max_tokens",
-    "dimensions": "output_dimension",
-}
-# OpenAI parameters with no counterpart: only the value Cohere behaves as.
-_FIXED: dict[str, Any] = {"n": 1, "parallel_tool_calls": True, "encoding_format": "float"}
-_SERVED = frozenset({"stream_options"})  # usage always arrives with message-end
+# OpenAI's names are renamed by the adapter's policy; these are conveniences.
+_RENAMED: dict[str, str] = {"top_k": "k", "stop": "stop_sequences"}
 
 
 def _place_params(request: Request, params: Mapping[str, Any], body: dict[str, Any]) -> None:
     for key, given in params.items():
-        if given is None or key in _SERVED:
-            continue
-        if key in _FIXED:
-            if given != _FIXED[key]:
-                raise _invalid(
-                    request, f"cohere cannot honour {key}={given!r} (only {_FIXED[key]!r})"
-                )
+        if given is None:
             continue
         value = _CONVERT[key](request, given) if key in _CONVERT else given
         if value is not None:

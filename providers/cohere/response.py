@@ -17,11 +17,18 @@ from pipeline.adapter import (
     Request,
     ToolCall,
     Usage,
+    as_dict,
+    as_list,
+    error_message,
     errors,
+    floats,
+    opt_dict,
+    opt_list,
+    opt_str,
     read_json,
+    req_str,
     status_error,
 )
-from providers._json import as_dict, as_list, floats, opt_dict, opt_list, opt_str, req_str
 from providers.openai_wire import finish_reason
 
 # -- errors -----------------------------------------------------------------
@@ -38,13 +45,7 @@ _MESSAGE_CLASSES: tuple[tuple[str, type[errors.DispatchError]], ...] = (
 
 def error_from(request: Request, response: httpx.Response) -> errors.DispatchError:
     """Cohere's ``{"id", "message"}`` body (or any other) as a unified error."""
-    try:
-        body: Any = json.loads(response.content)
-    except ValueError:
-        body = None
-    message = body.get("message") if isinstance(body, dict) else None
-    if not isinstance(message, str):
-        message = response.text[:500]
+    message = error_message(response, "message")
     lowered = message.lower()
     named = _STATUS_CLASSES.get(response.status_code) or next(
         (cls for phrase, cls in _MESSAGE_CLASSES if phrase in lowered), None

@@ -12,12 +12,15 @@ from pipeline.adapter import (
     FramedDecoder,
     FunctionDelta,
     Request,
+    ServerSentEvent,
+    SSEParser,
     ToolCallDelta,
+    as_dict,
     errors,
     event_error,
+    opt_dict,
+    opt_str,
 )
-from providers._json import as_dict, opt_dict, opt_str
-from providers._lines import ServerSentEvent, SSEParser
 from providers.cohere.response import tool_call, usage_from
 from providers.openai_wire import finish_reason
 

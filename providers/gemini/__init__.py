@@ -29,9 +29,12 @@ Requests and replies keep OpenAI's shape on our side; this module converts.
   ``cachedContent``...), and a ``generationConfig`` parameter is merged under
   the converted entries (``generationConfig={"thinkingConfig":
   {"includeThoughts": True}}`` asks for thought summaries, which arrive as
-  ``reasoning_content``). ``logprobs``, ``top_logprobs``, ``logit_bias`` and
-  ``parallel_tool_calls=False`` have no Gemini equivalent here and are refused
-  before any I/O.
+  ``reasoning_content``). ``user`` has no Gemini field and is dropped;
+  ``logprobs``, ``top_logprobs``, ``logit_bias``, ``parallel_tool_calls=False``
+  and the rest :data:`CHAT_PARAMS` does not list are refused before any I/O
+  (or dropped with ``drop_params``). An image's ``detail`` becomes
+  ``generationConfig.mediaResolution`` (the highest asked, see
+  :func:`providers.gemini.request.media_resolution`).
 - **Tool call ids**: Gemini gives none, so each call gets a stable id derived
   from the response id, candidate, position, name and arguments.
 - **Thought signatures**: a ``functionCall`` part may carry a
@@ -70,11 +73,13 @@ import attrs
 import httpx
 
 from pipeline.adapter import (
+    ADVISORY_PARAMS,
     CHAT_EMBEDDING,
     ChatResponse,
     EmbeddingResponse,
     Endpoint,
     HTTPAdapter,
+    ParamPolicy,
     Request,
     errors,
     read_json,
@@ -85,7 +90,42 @@ from providers.gemini.request import chat_body, embedding_body, model_path
 from providers.gemini.response import chat_response, embedding_response
 from providers.gemini.stream import GeminiStreamDecoder
 
-__all__ = ["BASE_URL", "GEMINI", "KEY_ENVS", "Gemini", "GeminiStreamDecoder", "tool_call_id"]
+__all__ = [
+    "BASE_URL",
+    "CHAT_PARAMS",
+    "EMBEDDING_PARAMS",
+    "GEMINI",
+    "KEY_ENVS",
+    "Gemini",
+    "GeminiStreamDecoder",
+    "tool_call_id",
+]
+
+# What generateContent and embedContent do with each OpenAI parameter (the rest: refused).
+CHAT_PARAMS = ParamPolicy(
+    translate={
+        "temperature": "generationConfig.temperature",
+        "top_p": "generationConfig.topP",
+        "max_tokens": "generationConfig.maxOutputTokens",
+        "max_completion_tokens": "generationConfig.maxOutputTokens",
+        "stop": "generationConfig.stopSequences",
+        "n": "generationConfig.candidateCount",
+        "seed": "generationConfig.seed",
+        "presence_penalty": "generationConfig.presencePenalty",
+        "frequency_penalty": "generationConfig.frequencyPenalty",
+        "response_format": "generationConfig.responseMimeType + responseJsonSchema",
+        "tools": "tools.functionDeclarations",
+        "tool_choice": "toolConfig.functionCallingConfig",
+    },
+    drop={"stream_options", *ADVISORY_PARAMS},
+    fixed={"parallel_tool_calls": True, "logprobs": False, "modalities": ["text"]},
+)
+EMBEDDING_PARAMS = ParamPolicy(
+    endpoint="embedding",
+    rename={"dimensions": "outputDimensionality"},
+    drop=ADVISORY_PARAMS,
+    fixed={"encoding_format": "float"},
+)
 
 BASE_URL = "https://generativelanguage.googleapis.com"
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -114,6 +154,9 @@ class Gemini(HTTPAdapter):
     base_url: str = BASE_URL
     key_envs: tuple[str, ...] = KEY_ENVS
     endpoints: frozenset[Endpoint] = CHAT_EMBEDDING
+    params: Mapping[str, ParamPolicy] = MappingProxyType(
+        {"chat": CHAT_PARAMS, "embedding": EMBEDDING_PARAMS}
+    )
     priority: int = 10
     prefixes: tuple[str, ...] = (
         "gemini-",

@@ -10,11 +10,11 @@ import httpx
 
 from pipeline.adapter import (
     Request,
+    SSEParser,
     errors,
     event_error,
     status_error,
 )
-from providers._lines import SSEParser
 
 # google.rpc status names -> the class they call for (when the HTTP status alone says less).
 _STATUS_CLASSES: dict[str, type[errors.DispatchError]] = {

@@ -79,26 +79,36 @@ _GENERATION: dict[str, Callable[[Request, Any], dict[str, Any]]] = {
     "response_format": _response_format,
 }
 
-_UNSUPPORTED = frozenset({"logprobs", "top_logprobs", "logit_bias"})
-
-
-def _check_supported(request: Request, params: Mapping[str, Any]) -> None:
-    for name in _UNSUPPORTED.intersection(params):
-        if params[name] is not None and params[name] is not False:
-            raise invalid(request, f"{name} is not supported for Gemini")
-    if params.get("parallel_tool_calls") is False:
-        raise invalid(request, "Gemini cannot turn parallel tool calls off")
-
-
 # Parameters read by the chat body builder itself, never passed through.
-_CHAT_OWN = frozenset(
-    {*_GENERATION, *_UNSUPPORTED, "tools", "tool_choice", "generationConfig"}
-    | {"parallel_tool_calls", "stream_options"}  # honoured: Gemini always sends usage
-)
+_CHAT_OWN = frozenset({*_GENERATION, "tools", "tool_choice", "generationConfig"})
+
+# OpenAI's image_url.detail -> Gemini's media resolution ("auto": Gemini's default).
+_DETAIL = {"low": "MEDIA_RESOLUTION_LOW", "high": "MEDIA_RESOLUTION_HIGH"}
+_DETAILS = ("auto", "low", "high")
+
+
+def media_resolution(request: Request) -> str | None:
+    """``generationConfig.mediaResolution`` for the images' ``detail``.
+
+    Gemini sets the resolution for the whole request (per part only on its
+    newest models), so when images ask for different details the highest
+    wins: no image is read at less than the detail asked for it."""
+    asked: set[str] = set()
+    for i, message in enumerate(request.messages):
+        content = message.get("content")
+        for part in content if isinstance(content, list) else ():
+            image = part.get("image_url") if isinstance(part, Mapping) else None
+            detail = image.get("detail") if isinstance(image, Mapping) else None
+            if detail is None:
+                continue
+            if detail not in _DETAILS:
+                raise invalid(request, f"messages[{i}]: image_url.detail must be auto, low or high")
+            asked.add(detail)
+    best = next((d for d in ("high", "low") if d in asked), None)
+    return _DETAIL.get(best) if best is not None else None
 
 
 def chat_body(request: Request, params: dict[str, Any]) -> dict[str, Any]:
-    _check_supported(request, params)
     conversation = Conversation(request)
     for i, message in enumerate(request.messages):
         conversation.add(i, message)
@@ -116,6 +126,9 @@ def chat_body(request: Request, params: dict[str, Any]) -> dict[str, Any]:
     for name, convert in _GENERATION.items():
         if params.get(name) is not None:
             config.update(convert(request, params[name]))
+    resolution = media_resolution(request)
+    if resolution is not None:
+        config.setdefault("mediaResolution", resolution)  # a caller's own setting wins
     if config or generation is not None:
         body["generationConfig"] = config
     body.update({k: v for k, v in params.items() if k not in _CHAT_OWN and v is not None})
@@ -126,23 +139,13 @@ def model_path(request: Request) -> str:
     return request.model if "/" in request.model else f"models/{request.model}"
 
 
-_EMBEDDING_NAMES = {"dimensions": "outputDimensionality"}
-
-
 def _embedding_entry(request: Request, text: Any, params: Mapping[str, Any]) -> dict[str, Any]:
-    """One EmbedContentRequest; ``dimensions`` is renamed, Gemini fields pass as given."""
+    """One EmbedContentRequest; Gemini fields (``outputDimensionality``,
+    ``taskType``...) pass as given."""
     if not isinstance(text, str):
         raise invalid(request, "embedding input must be text (token ids are not supported)")
-    if params.get("encoding_format") not in (None, "float"):
-        raise invalid(request, "Gemini returns float embeddings only")
     entry: dict[str, Any] = {"model": model_path(request), "content": {"parts": [{"text": text}]}}
-    entry.update(
-        {
-            _EMBEDDING_NAMES.get(name, name): value
-            for name, value in params.items()
-            if value is not None and name != "encoding_format"
-        }
-    )
+    entry.update((name, value) for name, value in params.items() if value is not None)
     return entry
 
 

@@ -17,9 +17,15 @@ from pipeline.adapter import (
     Request,
     ToolCall,
     Usage,
+    as_dict,
+    as_list,
     errors,
+    floats,
+    opt_dict,
+    opt_int,
+    opt_list,
+    opt_str,
 )
-from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str
 from providers.gemini.ids import tool_call_id
 
 _FINISH: dict[str, str] = {

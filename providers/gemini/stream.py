@@ -11,12 +11,16 @@ from pipeline.adapter import (
     ChunkChoice,
     Delta,
     FramedDecoder,
+    JSONArraySplitter,
     Request,
+    SSEParser,
     Usage,
+    as_dict,
     call_deltas,
+    opt_dict,
+    opt_list,
+    opt_str,
 )
-from providers._json import as_dict, opt_dict, opt_list, opt_str
-from providers._lines import JSONArraySplitter, SSEParser
 from providers.gemini.errors import stream_error
 from providers.gemini.response import (
     candidate_index,

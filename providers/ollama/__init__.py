@@ -13,12 +13,13 @@ provider's, so Ollama claims no bare names for auto-detection.
 - **Requests**: ``stream`` is always sent (Ollama streams when it is left out).
   OpenAI's parameters are mapped (``max_tokens`` to ``options.num_predict``,
   ``stop``, ``response_format`` to ``format``); ``tools``, ``think``,
-  ``keep_alive``, ``format``, ``logprobs`` and ``top_logprobs`` go at the top
-  level; every other parameter is a model option (``num_ctx``, ``top_k``,
-  ``repeat_penalty``...) and goes into ``options``, as does an ``options`` dict.
-  ``n``, ``tool_choice`` and ``parallel_tool_calls`` have no native
-  counterpart: only the value Ollama always behaves as (1, ``"auto"``,
-  ``True``) is accepted, anything else is an ``InvalidRequestError``.
+  ``keep_alive`` and ``format`` go at the top level; every other parameter
+  is a model option (``num_ctx``, ``top_k``, ``repeat_penalty``...) and goes
+  into ``options``, as does an ``options`` dict. ``n``, ``tool_choice`` and
+  ``parallel_tool_calls`` have no native counterpart: only the value Ollama
+  always behaves as (1, ``"auto"``, ``True``) is accepted; ``user`` is
+  dropped; what :data:`CHAT_PARAMS` does not list (``logit_bias``,
+  ``logprobs``...) is an ``InvalidRequestError`` unless ``drop_params``.
 - **Messages**: tool-call arguments go as objects; a ``tool`` message carries
   the ``tool_name`` of the call it answers; images must be inline
   (``data:...;base64,`` URLs) and go in ``images``; ``reasoning_content`` of
@@ -34,17 +35,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 import httpx
 
 from pipeline.adapter import (
+    ADVISORY_PARAMS,
     CHAT_EMBEDDING,
-    ChatResponse,
-    EmbeddingResponse,
     Endpoint,
     HTTPAdapter,
+    ParamPolicy,
     Request,
     errors,
     first_env,
@@ -62,7 +63,9 @@ from providers.ollama.response import (
 
 __all__ = [
     "BASE_URL_ENVS",
+    "CHAT_PARAMS",
     "DEFAULT_BASE_URL",
+    "EMBEDDING_PARAMS",
     "KEY_ENV",
     "OLLAMA",
     "Ollama",
@@ -71,6 +74,36 @@ __all__ = [
     "finish_from",
     "usage_from",
 ]
+
+# What /api/chat and /api/embed do with each OpenAI parameter (the rest: refused).
+CHAT_PARAMS = ParamPolicy(
+    send={"tools"},
+    translate={
+        "max_tokens": "options.num_predict",
+        "max_completion_tokens": "options.num_predict",
+        "stop": "options.stop",
+        "temperature": "options.temperature",
+        "top_p": "options.top_p",
+        "seed": "options.seed",
+        "presence_penalty": "options.presence_penalty",
+        "frequency_penalty": "options.frequency_penalty",
+        "response_format": 'format ("json" or the schema)',
+    },
+    drop={"stream_options", *ADVISORY_PARAMS},
+    fixed={
+        "n": 1,
+        "tool_choice": "auto",
+        "parallel_tool_calls": True,
+        "logprobs": False,
+        "modalities": ["text"],
+    },
+)
+EMBEDDING_PARAMS = ParamPolicy(
+    endpoint="embedding",
+    send={"dimensions"},
+    drop=ADVISORY_PARAMS,
+    fixed={"encoding_format": "float"},
+)
 
 DEFAULT_BASE_URL = "http://localhost:11434"
 BASE_URL_ENVS = ("OLLAMA_API_BASE", "OLLAMA_HOST")
@@ -93,6 +126,9 @@ class Ollama(HTTPAdapter):
     base_url_envs: tuple[str, ...] = BASE_URL_ENVS
     key_envs: tuple[str, ...] = (KEY_ENV,)
     endpoints: frozenset[Endpoint] = CHAT_EMBEDDING
+    params: Mapping[str, ParamPolicy] = MappingProxyType(
+        {"chat": CHAT_PARAMS, "embedding": EMBEDDING_PARAMS}
+    )
 
     def base(self, request: Request) -> str:
         """Per call, else configured, else the environment, else the local default."""
@@ -102,17 +138,11 @@ class Ollama(HTTPAdapter):
             base = server_url(found) if found else DEFAULT_BASE_URL
         return base.rstrip("/")
 
-    def chat_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
-        return chat_body(request, params)
-
-    def embedding_body(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
-        return embed_body(request, params)
-
-    def parse_chat(self, request: Request, response: httpx.Response) -> ChatResponse:
-        return parse_chat(request, response)
-
-    def parse_embedding(self, request: Request, response: httpx.Response) -> EmbeddingResponse:
-        return parse_embedding(request, response)
+    # The codec's functions are this adapter's methods (a subclass may override any).
+    chat_body = staticmethod(chat_body)
+    embedding_body = staticmethod(embed_body)
+    parse_chat = staticmethod(parse_chat)
+    parse_embedding = staticmethod(parse_embedding)
 
     def stream_decoder(self, request: Request) -> OllamaStreamDecoder:
         return OllamaStreamDecoder(request)

@@ -145,33 +145,19 @@ _RENAMED: dict[str, str] = {
     "max_tokens": "num_predict",
     "max_completion_tokens": "num_predict",
 }
-# OpenAI parameters with no native counterpart: only the value Ollama behaves as.
-_FIXED: dict[str, Any] = {
-    "n": 1,
-    "tool_choice": "auto",
-    "parallel_tool_calls": True,
-    "encoding_format": "float",
-}
-_SERVED = frozenset({"stream_options"})  # usage is always in the last stream line
-
 _TOP_LEVEL: dict[str, frozenset[str]] = {
-    "chat": frozenset({"tools", "think", "keep_alive", "format", "logprobs", "top_logprobs"}),
+    "chat": frozenset({"tools", "think", "keep_alive", "format"}),
     "embedding": frozenset({"truncate", "keep_alive", "dimensions"}),
 }
 
 
 def _place_params(request: Request, params: Mapping[str, Any], body: dict[str, Any]) -> None:
-    """Each parameter to the top level or into ``options``, mapped as above."""
+    """Each parameter to the top level or into ``options``, mapped as above (the
+    adapter's parameter policy has already refused or dropped what Ollama lacks)."""
     top_level = _TOP_LEVEL[request.endpoint]
     options: dict[str, Any] = {}
     for key, given in params.items():
-        if given is None or key in _SERVED:
-            continue
-        if key in _FIXED:
-            if given != _FIXED[key]:
-                raise _invalid(
-                    request, f"ollama cannot honour {key}={given!r} (only {_FIXED[key]!r})"
-                )
+        if given is None:
             continue
         value = _CONVERT[key](request, given) if key in _CONVERT else given
         name = _RENAMED.get(key, key)

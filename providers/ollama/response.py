@@ -20,17 +20,25 @@ from pipeline.adapter import (
     FramedDecoder,
     Function,
     Message,
+    NDJSONParser,
     Request,
     ToolCall,
     Usage,
+    as_dict,
+    as_list,
     call_deltas,
+    error_message,
     errors,
     event_error,
+    floats,
+    opt_dict,
+    opt_int,
+    opt_list,
+    opt_str,
     read_json,
+    req_str,
     status_error,
 )
-from providers._json import as_dict, as_list, floats, opt_dict, opt_int, opt_list, opt_str, req_str
-from providers._lines import NDJSONParser
 from providers.openai_wire import finish_reason
 
 # -- errors -----------------------------------------------------------------
@@ -58,13 +66,7 @@ def stream_error(request: Request, message: Any) -> errors.DispatchError:
 
 def error_from(request: Request, response: httpx.Response) -> errors.DispatchError:
     """Ollama's ``{"error": "..."}`` body (or any other) as a unified error."""
-    try:
-        body: Any = json.loads(response.content)
-    except ValueError:
-        body = None
-    message = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(message, str):
-        message = response.text[:500]
+    message = error_message(response, "error")
     return status_error(request, response, message, cls=error_class(message))
 
 
