@@ -42,7 +42,8 @@ def call_deltas(calls: Sequence[ToolCall], first: int = 0) -> list[ToolCallDelta
 
 
 class Framer(Protocol):
-    """Bytes in (any split), whole frames out (``providers._lines`` has SSE, NDJSON...)."""
+    """Bytes in (any split), whole frames out: ``SSEParser``, ``NDJSONParser``,
+    ``JSONArraySplitter``."""
 
     def feed(self, data: bytes) -> list[Any]: ...
 
