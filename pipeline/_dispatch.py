@@ -251,6 +251,9 @@ class Dispatcher:
         decoder: StreamDecoder | None,
         seconds: float | None,
     ) -> Result:
+        authorize = getattr(adapter, "authorize", None)
+        if authorize is not None:  # credentials that must be awaited (a token provider)
+            await authorize(request, http_request)
         transport = adapter.transport
         if transport is None:
             response = await self.client.send(http_request, stream=True)

@@ -17,7 +17,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from middlewares import Callbacks, ErrorMapping, Logging, Retry
-from pipeline import AnyResponse, Pipeline, Request, Stream, errors
+from pipeline import Pipeline, Request, Stream, errors
+from pipeline.adapter import AnyResponse
 from providers import ProviderRegistry, Script, mock_provider
 from providers.openai_compatible import OpenAICompatible
 from tests._scripted_replies import HI, chunk_event
@@ -87,7 +88,7 @@ def leaks(exc: BaseException) -> list[str]:
 
 
 def provider(handler: Any) -> OpenAICompatible:
-    return mock_provider("envkeyed", handler, key_env=ENV)
+    return mock_provider("envkeyed", handler, key_envs=(ENV,))
 
 
 async def to_the_end(pipe: Pipeline, stream: bool) -> None:
@@ -142,7 +143,7 @@ PATHS = {
         ParseEcho(
             name="envkeyed",
             base_url="http://envkeyed.invalid/v1",
-            key_env=ENV,
+            key_envs=(ENV,),
             transport=httpx.MockTransport(body_echo),
         ),
         False,
@@ -187,3 +188,53 @@ async def test_the_request_a_test_recorded_keeps_its_headers() -> None:
     error = await fail(pipe)
     assert script.requests[0].headers["authorization"] == f"Bearer {KEY}"
     assert leaks(error) == []
+
+
+# -- every built-in auth header, from the environment ------------------------------------------
+
+
+def _adapter(name: str) -> tuple[Any, str, str]:
+    """(adapter with its key in the environment, the header it sends it in, a model)."""
+    from providers.anthropic import AnthropicMessages
+    from providers.azure import AzureOpenAI
+    from providers.gemini import Gemini
+
+    adapters = {
+        "anthropic": (
+            AnthropicMessages(key_envs=(ENV,)),
+            "x-api-key",
+            "anthropic/claude-3-5-haiku-latest",
+        ),
+        "azure": (  # reads AZURE_OPENAI_API_KEY, whatever key_envs says (set below)
+            AzureOpenAI(base_url="https://r.openai.azure.com"),
+            "api-key",
+            "azure/gpt-4o",
+        ),
+        "gemini": (Gemini(key_envs=(ENV,)), "x-goog-api-key", "gemini/gemini-2.0-flash"),
+    }
+    return adapters[name]
+
+
+def refuse(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("the proxy refused the request")
+
+
+def unauthorized(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(401, json={"error": {"message": "no", "type": "authentication_error"}})
+
+
+@pytest.mark.parametrize("reply", [refuse, unauthorized], ids=["transport", "status"])
+@pytest.mark.parametrize("name", ["anthropic", "azure", "gemini"])
+async def test_each_auth_header_is_stripped_from_the_request_an_error_keeps(
+    name: str, reply: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    adapter, header, model = _adapter(name)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(reply)) as client:
+        pipe = Pipeline([ErrorMapping()], registry=ProviderRegistry([adapter]), http_client=client)
+        with pytest.raises(errors.DispatchError) as caught:
+            await pipe.acompletion(model, HI)
+    kept = [message for e in _everything_in(caught.value) for message in _kept_http(e)]
+    assert kept, "the error keeps the request it failed on"
+    assert all(header not in message.headers for message in kept)
+    assert leaks(caught.value) == []

@@ -29,11 +29,8 @@ def test_a_tiny_soak_runs_on_both_backends_and_every_check_holds(
         assert sum(run.outcomes.values()) == run.requests
         assert run.outcomes[("plain", "ok")] > 0 and run.outcomes[("stream", "ok")] > 0
         assert run.memory and run.seconds > 0
-        # Until every provider's decoder refuses a stream without its end marker (issue 8
-        # item 2, the providers' side), such a stream is the one violation allowed here.
-        assert set(run.violations()) <= {"truncated or malformed answers reported as success"}
-        assert all(fault.startswith("no-end-marker") for fault in run.tainted)
-    assert code == (1 if any(run.violations() for run in runs) else 0)
+        assert run.violations() == []
+    assert code == 0
 
 
 def test_a_run_names_each_violation() -> None:

@@ -3,7 +3,6 @@
 - A stream whose decoder raises ``ProviderResponseError`` when the body ends (no end
   marker) is a failure everywhere: never cached, never ``on_success``, logged as an error.
 - The stream decoder is made before anything is sent.
-- ``stream=`` is never sent as another endpoint's body parameter.
 - The module-level functions keep their overloads.
 - A provider's HTTP 408, a transport timeout and the per-call deadline are one error class.
 """
@@ -15,15 +14,17 @@ import typing
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from structlog.testing import capture_logs
 
 import pipeline
-from middlewares import Cache, Callbacks, ErrorMapping, Logging, MemoryCache
+from middlewares import Cache, Callbacks, ErrorMapping, Logging, MemoryCache, Retry
 from pipeline import ChatChunk, ChatResponse, Pipeline, Request, Stream, SyncStream, errors
+from pipeline.adapter import StreamDecoder
 from providers import ProviderRegistry, Script, mock_provider
-from providers.openai_compatible import OpenAICompatible, OpenAIStreamDecoder
+from providers.openai_compatible import OpenAICompatible
 from tests._scripted_replies import HI, chunk_event, failure
 
 pytestmark = pytest.mark.anyio
@@ -41,45 +42,10 @@ def done_stream() -> httpx.Response:
     )
 
 
-class MarkerRequired:
-    """A decoder that raises at the body's end when ``[DONE]`` never came (as every
-    provider's decoder will: issue 8 item 2, on the adapter side)."""
-
-    def __init__(self, request: Request) -> None:
-        self._inner = OpenAIStreamDecoder(request)
-        self._request = request
-        self._done = False
-
-    def feed(self, data: bytes) -> list[ChatChunk]:
-        self._done = self._done or b"[DONE]" in data
-        return self._inner.feed(data)
-
-    def close(self) -> list[ChatChunk]:
-        out = self._inner.close()
-        if not self._done:
-            raise errors.ProviderResponseError(
-                "the stream ended without its end marker",
-                provider=self._request.provider,
-                model=self._request.model,
-            )
-        return out
-
-
-class Strict(OpenAICompatible):
-    def stream_decoder(self, request: Request) -> MarkerRequired:  # type: ignore[override]
-        return MarkerRequired(request)
-
-
 def strict(script: Script) -> ProviderRegistry:
-    return ProviderRegistry(
-        [
-            Strict(
-                name="strict",
-                base_url="http://strict.invalid/v1",
-                transport=httpx.MockTransport(script),
-            )
-        ]
-    )
+    """An OpenAI-style provider: its decoder refuses a stream that ends without ``[DONE]``
+    and a finish reason (issue 8 item 2, on the adapter side)."""
+    return ProviderRegistry([mock_provider("strict", script)])
 
 
 async def test_a_stream_without_its_end_marker_is_a_failure_everywhere() -> None:
@@ -108,7 +74,7 @@ async def test_a_stream_without_its_end_marker_is_a_failure_everywhere() -> None
     with capture_logs() as logs:
         for _ in range(2):  # the second call is not a cache hit: nothing was stored
             seen: list[str | None] = []
-            with pytest.raises(errors.ProviderResponseError, match="end marker"):
+            with pytest.raises(errors.ProviderResponseError, match="ended"):
                 seen += await read()
         assert await read() == ["hello", ""]  # a complete stream: success, stored
         assert await read() == ["hello", ""]  # and now a hit
@@ -131,7 +97,7 @@ async def test_a_whole_stream_ending_without_marker_before_any_chunk_raises_from
 
 
 class NoStreams(OpenAICompatible):
-    def stream_decoder(self, request: Request) -> OpenAIStreamDecoder:
+    def stream_decoder(self, request: Request) -> StreamDecoder:  # type: ignore[override]
         raise errors.InvalidRequestError("this provider cannot stream that", provider=self.name)
 
 
@@ -161,22 +127,20 @@ async def test_a_decoder_that_fails_to_start_sends_nothing() -> None:
     assert closed == []
 
 
-# -- stream= for endpoints that do not stream ------------------------------------------------------
+# -- the status decides the class: end to end through Retry ----------------------------------------
 
 
-async def test_stream_is_never_sent_as_an_embedding_parameter() -> None:
-    script = Script(
-        httpx.Response(
-            200,
-            json={"data": [{"index": 0, "embedding": [0.1]}], "model": "e", "object": "list"},
-        )
+async def test_a_401_whose_body_says_server_error_is_an_authentication_error_not_retried() -> None:
+    body = {"error": {"message": "bad key", "type": "server_error", "code": None}}
+    script = Script(*[httpx.Response(401, json=body)] * 3)
+    pipe = Pipeline(
+        [Retry(attempts=3, sleep=lambda seconds: anyio.lowlevel.checkpoint()), ErrorMapping()],
+        registry=ProviderRegistry([mock_provider("p", script)]),
     )
-    pipe = Pipeline(registry=ProviderRegistry([mock_provider("mock", script)]))
-    with pytest.raises(errors.InvalidRequestError, match="only chat"):
-        await pipe.aembedding("mock/e", "text", stream=True)
-    assert script.requests == []
-    await pipe.aembedding("mock/e", "text", stream=False)
-    assert "stream" not in json.loads(script.requests[0].content)
+    with pytest.raises(errors.AuthenticationError) as caught:
+        await pipe.acompletion("p/m", HI)
+    assert not caught.value.retryable
+    assert len(script.requests) == 1
 
 
 # -- module-level functions keep their types ------------------------------------------------------
