@@ -205,12 +205,6 @@ class Cache:
             return _control(asked)
         return _DEFAULT if self._sampled or not samples(request) else None
 
-    def _loop_flights(self) -> dict[str, _Flight]:
-        loop = running_loop()
-        flights = self._flights.get(loop)
-        if flights is None:
-            flights = self._flights.setdefault(loop, {})
-        return flights
 
     async def __call__(self, request: Request, call_next: Handler) -> Result:
         control = self._control(request)
@@ -222,8 +216,10 @@ class Cache:
             return await call_next(request)
         if request.stream:
             return await self._stream(request, call_next, key, control)
+        no_flights: dict[str, _Flight] = {}
         while control.read:
-            flight = self._loop_flights().get(key)
+            flights = self._flights.get(running_loop(), no_flights)
+            flight = flights.get(key)
             if flight is not None:
                 await flight.wait()
                 if flight.error is not None:
@@ -234,14 +230,15 @@ class Cache:
             entry = await self._get(key)
             if entry is not None:
                 return _as_hit(entry)
-            if key not in self._loop_flights():  # none started while the backend was awaited
+            if key not in self._flights.get(running_loop(), no_flights):  # none started meanwhile
                 break
         return await self._fetch(request, call_next, key, control)
 
     async def _fetch(
         self, request: Request, call_next: Handler, key: str, control: _Control
     ) -> Result:
-        flights = self._loop_flights()
+        loop = running_loop()
+        flights = self._flights.setdefault(loop, {})
         flight = None
         if key not in flights:
             flight = flights[key] = _Flight()
@@ -262,7 +259,7 @@ class Cache:
             if flight is not None:
                 del flights[key]
                 if not flights:  # this loop has no call in flight: forget its table
-                    self._flights.pop(running_loop(), None)
+                    self._flights.pop(loop, None)
                 flight.finish()
 
     async def _stream(
