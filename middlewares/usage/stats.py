@@ -22,7 +22,7 @@ What a user relies on:
   the sum of the three.
 - **Latency** (p50/p95/p99, ms) covers successes not served from the cache:
   to the reply, or to a stream's last chunk. **First chunk** (p50/p95)
-  covers streams. Percentiles come from a DDSketch (the ``[stats]`` extra)
+  covers those successes that were streams. Percentiles come from a DDSketch (the ``[stats]`` extra)
   with 1% relative accuracy: each is within 1% of the exact value at the
   same rank. Memory per target is bounded (at most 2048 bins per sketch),
   however many requests.
@@ -33,7 +33,8 @@ What a user relies on:
   model and deployment names, error class names and numbers.
 - ``snapshot()`` is this process's view; ``await asnapshot()`` the shared
   view (the same, until statistics live in shared state); ``reset()``
-  starts again from zero. Safe to read from another thread.
+  starts again from zero. Safe to read from another thread. ``clock``
+  (seconds, ``time.perf_counter`` by default) is injectable for tests.
 - ``prometheus()`` renders the Prometheus text format through
   ``prometheus_client`` (the ``[prometheus]`` extra; without it,
   :class:`MissingExtraError`). ``collector()`` gives a collector to register
@@ -172,9 +173,9 @@ class Stats:
     is not installed.
     """
 
-    __slots__ = ("_deployments", "_lock", "_prometheus", "_sketch", "_targets")
+    __slots__ = ("_clock", "_deployments", "_lock", "_prometheus", "_sketch", "_targets")
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.perf_counter) -> None:
         ddsketch = require("ddsketch", "stats", "Stats")
         sketch = ddsketch.LogCollapsingLowestDenseDDSketch
 
@@ -183,6 +184,7 @@ class Stats:
             return made
 
         self._sketch = new_sketch
+        self._clock = clock
         self._lock = threading.Lock()
         self._targets: dict[str, Tally] = {}
         self._deployments: dict[str, Tally] = {}
@@ -258,7 +260,8 @@ class Stats:
         self._record(request, source, lambda tally: tally.failure(error))
 
     async def __call__(self, request: Request, call_next: Handler) -> Result:
-        start = time.perf_counter()
+        clock = self._clock
+        start = clock()
         try:
             result = await call_next(request)
         except BaseException as exc:
@@ -269,7 +272,7 @@ class Stats:
             return observe(
                 result, on_chunk=watch.on_chunk, on_end=watch.on_end, on_error=watch.on_error
             )
-        latency = time.perf_counter() - start
+        latency = clock() - start
         usage = getattr(result, "usage", None)
         cost = result.cost
         cache_hit = result.cache_hit
@@ -293,7 +296,7 @@ class _StreamStats:
         self._request = request
         self._start = start
         self._stream = stream
-        self._first_chunk = time.perf_counter() - start  # the terminal waits for it
+        self._first_chunk = stats._clock() - start  # the terminal waits for it
         self._usage: Usage | None = None
 
     def on_chunk(self, chunk: ChatChunk) -> None:
@@ -305,7 +308,7 @@ class _StreamStats:
         if not completed:
             self._stats._record(self._request, stream, _cancelled)
             return
-        latency = time.perf_counter() - self._start
+        latency = self._stats._clock() - self._start
         usage, cost, hit, first = self._usage, stream.cost, stream.cache_hit, self._first_chunk
         self._stats._record(
             self._request, stream, lambda tally: tally.success(hit, latency, first, usage, cost)
