@@ -96,6 +96,14 @@ def to_json(results: Results) -> dict[str, Any]:
             }
             for row in results.streaming
         ],
+        "usage": [
+            {
+                "variant": row.variant,
+                "median_us": row.latency_us.median,
+                "over_default_us": row.over_default_us,
+            }
+            for row in results.usage
+        ],
         "import_ms": analysis.import_ms(results),
         "skipped": results.skipped,
     }

@@ -144,11 +144,11 @@ class _Reply:
         self.first_chunk: float | None = None
 
     @classmethod
-    def of(cls, result: Any) -> _Reply:
+    def of(cls, result: Any, recording: bool) -> _Reply:
         reply = cls()
         reply.model = result.model
         reply.usage = getattr(result, "usage", None)
-        if isinstance(result, ChatResponse):
+        if recording and isinstance(result, ChatResponse):  # details only a span shows
             reply.id = result.id
             for choice in result.choices:
                 reply.finish_reasons[choice.index] = choice.finish_reason or "error"
@@ -171,7 +171,7 @@ class Telemetry:
     ``[otel]`` extra) is not installed.
     """
 
-    __slots__ = ("_duration", "_first_chunk", "_tokens", "_trace", "_tracer")
+    __slots__ = ("_client", "_duration", "_first_chunk", "_tokens", "_trace", "_tracer")
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
         trace = require("opentelemetry.trace", "otel", "Telemetry")
@@ -180,6 +180,7 @@ class Telemetry:
 
         release = version("dispatchline")
         self._trace = trace
+        self._client = trace.SpanKind.CLIENT
         self._tracer = trace.get_tracer(SCOPE, release, tracer_provider=tracer_provider)
         meter = metrics.get_meter(SCOPE, release, meter_provider=meter_provider)
         self._duration = meter.create_histogram(
@@ -206,9 +207,7 @@ class Telemetry:
     async def __call__(self, request: Request, call_next: Handler) -> Result:
         operation = OPERATIONS[request.endpoint]
         start = time.perf_counter()
-        span = self._tracer.start_span(
-            f"{operation} {request.model}", kind=self._trace.SpanKind.CLIENT
-        )
+        span = self._tracer.start_span(f"{operation} {request.model}", kind=self._client)
         recording = span.is_recording()
         if recording:
             span.set_attributes(_request_attributes(request, operation))
@@ -228,7 +227,7 @@ class Telemetry:
             return observe(
                 result, on_chunk=watch.on_chunk, on_end=watch.on_end, on_error=watch.on_error
             )
-        self._end(span, request, operation, start, result, _Reply.of(result), None)
+        self._end(span, request, operation, start, result, _Reply.of(result, recording), None)
         return result
 
     def _end(
