@@ -10,8 +10,9 @@ Per target (labels ``provider``, ``model``)::
     dispatchline_tokens_total{type="prompt"|"completion"|"reasoning"|"cached"}  counter
     dispatchline_cost_usd_total                                            counter
 
-and the same per deployment, named ``dispatchline_deployment_...`` with a
-``deployment`` label instead of ``provider`` and ``model``.
+and the same per deployment (when requests were routed), named
+``dispatchline_deployment_...`` with a ``deployment`` label instead of
+``provider`` and ``model``.
 """
 
 from __future__ import annotations
@@ -98,10 +99,14 @@ def _all_families(targets: list[Tally], deployments: list[tuple[str, Tally]]) ->
             ("provider", "model"),
             [([tally.provider, tally.model], tally) for tally in targets],
         ),
-        *_families(
-            "dispatchline_deployment_",
-            ("deployment",),
-            [([name], tally) for name, tally in deployments],
+        *(
+            _families(
+                "dispatchline_deployment_",
+                ("deployment",),
+                [([name], tally) for name, tally in deployments],
+            )
+            if deployments
+            else ()
         ),
     ]
 
