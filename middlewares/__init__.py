@@ -9,7 +9,9 @@ the recommended order, outermost first::
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from middlewares.cache import Cache, MemoryCache
 from middlewares.callbacks import Callbacks
@@ -17,8 +19,10 @@ from middlewares.error_mapping import ErrorMapping
 from middlewares.fallback import Alternative, Fallback
 from middlewares.request_logging import Logging
 from middlewares.retry import Retry, RetryBudget
-from middlewares.usage import Budget, Costs, Stats, Telemetry
 from pipeline import Middleware
+
+if TYPE_CHECKING:
+    from middlewares.usage import Budget, Costs, Stats, Telemetry
 
 __all__ = [
     "Budget",
@@ -35,6 +39,18 @@ __all__ = [
     "Telemetry",
     "default_stack",
 ]
+
+# The usage layers (middlewares.usage) are imported on first use: ``import
+# middlewares`` stays as cheap as it was without them.
+_LAZY = frozenset({"Budget", "Costs", "Stats", "Telemetry"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'middlewares' has no attribute {name!r}")
+    value = getattr(importlib.import_module("middlewares.usage"), name)
+    globals()[name] = value
+    return value
 
 
 def default_stack(
@@ -67,13 +83,18 @@ def default_stack(
     spends nothing); Costs inside Budget (its cost is known when Budget
     counts) and outside Retry.
     """
-    if not isinstance(budgets, Sequence) or not all(isinstance(b, Budget) for b in budgets):
-        raise TypeError(f"budgets is a list of Budget, got {budgets!r}")
-    if budgets and costs is None:
-        costs = True
+    usage: Any = None
+    if telemetry or stats or budgets or costs:
+        usage = importlib.import_module("middlewares.usage")
+        if not isinstance(budgets, Sequence) or not all(
+            isinstance(b, usage.Budget) for b in budgets
+        ):
+            raise TypeError(f"budgets is a list of Budget, got {budgets!r}")
+        if budgets and costs is None:
+            costs = True
     stack: list[Middleware | None] = [
         Logging() if logging is True else logging or None,
-        Telemetry() if telemetry is True else telemetry or None,
+        usage.Telemetry() if telemetry is True else telemetry or None,
         stats,
         callbacks,
         Cache() if cache is True else cache or None,
@@ -83,7 +104,7 @@ def default_stack(
         if fallbacks
         else None,
         *budgets,
-        Costs() if costs is True else costs or None,
+        usage.Costs() if costs is True else costs or None,
         Retry() if retry is True else retry or None,
         ErrorMapping(),
     ]

@@ -341,18 +341,12 @@ class _StreamSpan:
         self._reply.add(chunk)
 
     def on_end(self, completed: bool) -> None:
-        self._telemetry._end(
-            self._span,
-            self._request,
-            self._operation,
-            self._start,
-            self._stream,
-            self._reply,
-            None,
-            "ok" if completed else "cancelled",
-        )
+        self._finish(None, "ok" if completed else "cancelled")
 
     def on_error(self, exc: BaseException) -> None:
+        self._finish(exc, None)
+
+    def _finish(self, error: BaseException | None, outcome: str | None) -> None:
         self._telemetry._end(
             self._span,
             self._request,
@@ -360,5 +354,6 @@ class _StreamSpan:
             self._start,
             self._stream,
             self._reply,
-            exc,
+            error,
+            outcome,
         )
