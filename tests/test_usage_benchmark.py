@@ -23,11 +23,6 @@ from benchmarks.stats import Summary
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the benchmark runs on asyncio, as `python -m benchmarks` does
-
-
 async def test_every_variant_is_measured_against_the_default_stack() -> None:
     rows, skipped = await usage.measure(Load(5, 0.0, 0.0, rounds=2))
     assert skipped == []
