@@ -101,6 +101,7 @@ def to_json(results: Results) -> dict[str, Any]:
                 "variant": row.variant,
                 "median_us": row.latency_us.median,
                 "over_default_us": row.over_default_us,
+                "alone_us": row.alone_us,
             }
             for row in results.usage
         ],

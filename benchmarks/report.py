@@ -212,13 +212,14 @@ def usage_section(results: Results) -> Section:
             row.variant,
             spread(row.latency_us, 1),
             "" if row.variant == usage.DEFAULT else _us(row.over_default_us),
+            _us(row.alone_us),
         ]
         for row in results.usage
     ]
     verdict = usage.verdict(results.usage)
     return Section(
         f"Usage layers over Pipeline.default() on MockTransport, priced {usage.MODEL} (µs)",
-        ["variant", "latency µs", "over default µs"],
+        ["variant", "latency µs", "over default µs", "timed alone µs"],
         rows,
         [verdict] if verdict else [],
     )
