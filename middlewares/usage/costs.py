@@ -39,9 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from middlewares._log import logger
 from middlewares.usage._extras import require
@@ -68,8 +66,7 @@ PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")
 Units = dict[str, int | float]
 
 
-@attrs.frozen
-class TokenPrice:
+class TokenPrice(NamedTuple):
     """A per-token price override, USD per token."""
 
     input: float = 0.0
@@ -118,37 +115,43 @@ def deployment_price(request: Request) -> TokenPrice | None:
 # -- what a reply measured, in the price library's units ----------------------------
 
 
-@attrs.frozen
-class Measured:
-    """A reply's billable quantities: token usage, or another unit (seconds, characters)."""
+class Measured(NamedTuple):
+    """A reply's billable quantities: its token usage, or another unit (seconds, characters)."""
 
-    units: Units
-    tokens: Usage | None = None  # set when priced by tokens (overrides apply)
+    tokens: Usage | None  # priced by tokens (overrides apply)
+    units: Units | None = None  # priced by another unit
 
-
-def token_units(usage: Usage) -> Measured:
-    units: Units = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
-    if usage.cached_tokens:
-        units["cache_read_tokens"] = usage.cached_tokens
-    if usage.cache_write_tokens:
-        units["cache_write_tokens"] = usage.cache_write_tokens
-    if usage.reasoning_tokens:
-        units["output_reasoning_tokens"] = usage.reasoning_tokens
-    return Measured(units, usage)
+    def library_units(self) -> Units:
+        if self.units is not None:
+            return self.units
+        usage = self.tokens
+        assert usage is not None
+        units: Units = {
+            "input_tokens": usage.prompt_tokens,
+            "output_tokens": usage.completion_tokens,
+        }
+        if usage.cached_tokens:
+            units["cache_read_tokens"] = usage.cached_tokens
+        if usage.cache_write_tokens:
+            units["cache_write_tokens"] = usage.cache_write_tokens
+        if usage.reasoning_tokens:
+            units["output_reasoning_tokens"] = usage.reasoning_tokens
+        return units
 
 
 def _by_usage(response: Any, request: Request) -> Measured | None:
     usage = response.usage
-    return None if usage is None else token_units(usage)
+    return None if usage is None else Measured(usage)
 
 
 def _by_duration(response: TranscriptionResponse, request: Request) -> Measured | None:
-    return None if response.duration is None else Measured({"audio_seconds": response.duration})
+    duration = response.duration
+    return None if duration is None else Measured(None, {"audio_seconds": duration})
 
 
 def _by_characters(response: SpeechResponse, request: Request) -> Measured | None:
     text = request.input
-    return Measured({"input_characters": len(text)}) if isinstance(text, str) else None
+    return Measured(None, {"input_characters": len(text)}) if isinstance(text, str) else None
 
 
 _MEASURE: dict[type, Callable[[Any, Request], Measured | None]] = {
@@ -185,11 +188,12 @@ class PriceBook:
         if snapshot is not self._snapshot:
             self._snapshot = snapshot
             self._unknown.clear()
+        units = measured.library_units()
         for model in models:
             if not model or (provider, model) in self._unknown:
                 continue
             try:
-                usage = lib.Usage(**measured.units)
+                usage = lib.Usage(**units)
                 calculation = lib.calc_price(usage, model, provider_id=provider)
             except LookupError:
                 if len(self._unknown) >= self.MAX_UNKNOWN:
@@ -275,7 +279,7 @@ class _StreamCost:
 
     def on_end(self, completed: bool) -> None:
         assert self.stream is not None
-        measured = None if self._usage is None else token_units(self._usage)
+        measured = None if self._usage is None else Measured(self._usage)
         self.stream.cost = self._costs.cost(self._request, self._override, measured, self._model)
 
     def on_error(self, exc: BaseException) -> None:
@@ -301,4 +305,4 @@ def estimate_cost(
             return None
         _shared = PriceBook(genai_prices)
     usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-    return _shared.price(provider, _models(model), token_units(usage))
+    return _shared.price(provider, _models(model), Measured(usage))
