@@ -34,7 +34,8 @@ from benchmarks.overhead import Call, Load, Skipped, messages, sequential
 from benchmarks.replies import completion_body
 from benchmarks.stats import Summary, summarize
 from benchmarks.targets import API_KEY, MOCK_BASE_URL
-from pipeline import ChatResponse, Handler, Pipeline, Request, Usage, bind
+from pipeline import ChatResponse, Handler, Pipeline, Request, Usage
+from pipeline._chain import bind
 from providers import OpenAICompatible, ProviderRegistry
 
 TARGET_US = 10.0
