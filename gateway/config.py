@@ -114,6 +114,7 @@ def _read_server(table: Table, context: Context) -> Mapping[str, Any]:
         graceful_timeout=table.number("graceful_timeout", 30.0),
         ping_interval=table.number("ping_interval", 15.0),
     )
+    table.done()
     return {}
 
 
