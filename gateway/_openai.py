@@ -250,19 +250,21 @@ _NUMBER_FIELDS = frozenset({"temperature"})
 
 async def transcriptions(request: Request) -> Response:
     call = call_of(request)
+    fields: dict[str, Any] = {}
     try:
-        form = await request.form()
+        async with request.form() as form:  # closes the uploaded file's spool
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise BadBody("file is required: the audio, as a multipart file field", "file")
+            audio = (upload.filename or "audio", await upload.read(), upload.content_type)
+            for key in {k for k in form if k != "file"}:
+                values = [v for v in form.getlist(key) if isinstance(v, str)]
+                name = key.removesuffix("[]")
+                fields[name] = values if key.endswith("[]") else values[-1]
+    except errors.DispatchError:
+        raise
     except Exception:  # python-multipart's own parse errors
         raise BadBody("the request body must be multipart/form-data") from None
-    upload = form.get("file")
-    if upload is None or isinstance(upload, str):
-        raise BadBody("file is required: the audio, as a multipart file field", "file")
-    audio = (upload.filename or "audio", await upload.read(), upload.content_type)
-    fields: dict[str, Any] = {}
-    for key in {k for k in form if k != "file"}:
-        values = [v for v in form.getlist(key) if isinstance(v, str)]
-        name = key.removesuffix("[]")
-        fields[name] = values if key.endswith("[]") else values[-1]
     model = take(fields, "model", "a model name")
     for key in _NUMBER_FIELDS & fields.keys():
         try:

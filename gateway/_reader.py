@@ -59,21 +59,33 @@ class Locator:
         return None
 
     def _find(self, parts: list[str]) -> int | None:
-        quoted = [re.escape(p) for p in parts]
-        header = re.compile(r"^\s*\[\[?\s*" + r"\s*\.\s*".join(quoted) + r"\s*\]\]?\s*(#.*)?$")
-        leaf = parts[-1].split("[")[0]
-        table = parts[:-1]
-        in_table = not table
-        table_header = re.compile(
-            r"^\s*\[\[?\s*" + r"\s*\.\s*".join(re.escape(p) for p in table) + r"\s*\]\]?"
-        )
-        assign = re.compile(r"^\s*[\"']?" + re.escape(leaf) + r"[\"']?\s*[=:]")
-        dotted = re.compile(r"^\s*" + r"\s*\.\s*".join(quoted) + r"\s*=")
+        names = [p.split("[")[0] for p in parts]
+
+        def nth(part: str) -> int:  # "keys[2]" is the third [[keys]] table
+            return int(part.split("[")[1].rstrip("]")) if "[" in part else 0
+
+        def header(table: list[str]) -> re.Pattern[str]:
+            joined = r"\s*\.\s*".join(re.escape(n) for n in table)
+            return re.compile(r"^\s*\[\[?\s*" + joined + r"\s*\]\]?\s*(#.*)?$")
+
+        own = header(names)
+        table, seen, wanted = header(names[:-1]), -1, nth(parts[-2]) if len(parts) > 1 else 0
+        assign = re.compile(r"^\s*[\"']?" + re.escape(names[-1]) + r"[\"']?\s*[=:]")
+        dotted = re.compile(r"^\s*" + r"\s*\.\s*".join(map(re.escape, names)) + r"\s*=")
+        own_seen, in_table = -1, len(parts) == 1
         for number, text in enumerate(self._lines, start=1):
-            if header.match(text) or dotted.match(text):
+            if own.match(text):
+                own_seen += 1
+                if own_seen == nth(parts[-1]):
+                    return number
+            if dotted.match(text) and "[" not in parts[-1]:
                 return number
             if text.lstrip().startswith("["):
-                in_table = bool(table) and bool(table_header.match(text))
+                if len(parts) > 1 and table.match(text):
+                    seen += 1
+                    in_table = seen == wanted
+                else:
+                    in_table = False
             elif in_table and assign.match(text):
                 return number
         return None

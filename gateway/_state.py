@@ -49,6 +49,7 @@ class Generation:
         self.in_flight = 0
         self.retired = False
         self._drained = anyio.Event()
+        self.closed = anyio.Event()  # set once its pipeline is closed
 
     def acquire(self) -> Generation:
         self.in_flight += 1
@@ -150,6 +151,7 @@ class Gateway:
                 await generation.drained()
         finally:
             self._alive.discard(generation)
+            generation.closed.set()
 
     async def _start(self, generation: Generation) -> None:
         assert self._group is not None
