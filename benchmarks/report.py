@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import analysis
+from benchmarks import gateway as gateway_bench
 from benchmarks.importtime import BARE
 from benchmarks.overhead import DEFAULT, RAW
 from benchmarks.run import Results
@@ -214,6 +215,7 @@ def sections(results: Results) -> list[Section]:
         transport_section(results),
         streaming_section(results),
         import_section(results),
+        gateway_bench.section(results.gateway, results.gateway_skipped),
     ]
 
 
