@@ -107,6 +107,22 @@ async def until_disconnect(request: Request, call: Callable[[], Awaitable[T]]) -
     return result
 
 
+async def run(
+    request: Request,
+    call: Call,
+    model: str,
+    method: Callable[..., Awaitable[T]],
+    *args: Any,
+    **kwargs: Any,
+) -> T | None:
+    """Admit the caller, then ``method(model, *args, **kwargs)`` until the client
+    disconnects (None); the response's cost is noted for the caller's budget."""
+    call.admit(model)
+    result = await until_disconnect(request, lambda: method(model, *args, **kwargs))
+    call.cost = getattr(result, "cost", None)
+    return result
+
+
 def _event(data: Any) -> bytes:
     return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
 
@@ -167,16 +183,14 @@ async def chat_completions(request: Request) -> Response:
         raise BadBody("stream must be true or false", "stream")
     usage = _include_usage(body.pop("stream_options", None))
     options = call_options(body)
-    call.admit(model)
     pipe = call.generation.pipeline
-    result = await until_disconnect(
-        request, lambda: complete(pipe, model, messages, stream=stream, **options, **body)
+    result = await run(
+        request, call, model, partial(complete, pipe), messages, stream=stream, **options, **body
     )
     if result is None:
         return GONE
     if isinstance(result, Stream):
         return stream_response(call, result, partial(encode_chunk, usage), error_event, DONE)
-    call.cost = getattr(result, "cost", None)
     return JSONResponse(result.to_dict())
 
 
@@ -198,14 +212,10 @@ async def embeddings(request: Request) -> Response:
     if encoding not in ("float", "base64"):
         raise BadBody("encoding_format must be 'float' or 'base64'", "encoding_format")
     options = call_options(body)
-    call.admit(model)
     pipe = call.generation.pipeline
-    result = await until_disconnect(
-        request, lambda: pipe.aembedding(model, text, **options, **body)
-    )
+    result = await run(request, call, model, pipe.aembedding, text, **options, **body)
     if result is None:
         return GONE
-    call.cost = getattr(result, "cost", None)
     data = result.to_dict()
     if encoding == "base64":  # what the openai SDK asks for by default, and decodes itself
         for item in data["data"]:
@@ -219,15 +229,9 @@ async def image_generations(request: Request) -> Response:
     model = take(body, "model", "a model name")
     prompt = take(body, "prompt", "a non-empty string")
     options = call_options(body)
-    call.admit(model)
     pipe = call.generation.pipeline
-    result = await until_disconnect(
-        request, lambda: pipe.aimage_generation(model, prompt, **options, **body)
-    )
-    if result is None:
-        return GONE
-    call.cost = getattr(result, "cost", None)
-    return JSONResponse(result.to_dict())
+    result = await run(request, call, model, pipe.aimage_generation, prompt, **options, **body)
+    return GONE if result is None else JSONResponse(result.to_dict())
 
 
 async def speech(request: Request) -> Response:
@@ -236,12 +240,10 @@ async def speech(request: Request) -> Response:
     model = take(body, "model", "a model name")
     text = take(body, "input", "the text to speak")
     options = call_options(body)
-    call.admit(model)
     pipe = call.generation.pipeline
-    result = await until_disconnect(request, lambda: pipe.aspeech(model, text, **options, **body))
+    result = await run(request, call, model, pipe.aspeech, text, **options, **body)
     if result is None:
         return GONE
-    call.cost = getattr(result, "cost", None)
     return Response(result.content, media_type=result.content_type)
 
 
@@ -273,14 +275,10 @@ async def transcriptions(request: Request) -> Response:
             raise BadBody(f"{key} must be a number", key) from None
     text_only = fields.get("response_format") == "text"
     options = call_options(fields)
-    call.admit(model)
     pipe = call.generation.pipeline
-    result = await until_disconnect(
-        request, lambda: pipe.atranscription(model, audio, **options, **fields)
-    )
+    result = await run(request, call, model, pipe.atranscription, audio, **options, **fields)
     if result is None:
         return GONE
-    call.cost = getattr(result, "cost", None)
     if text_only:
         return PlainTextResponse(result.text)
     return JSONResponse(result.to_dict())

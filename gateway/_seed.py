@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -33,8 +34,8 @@ from gateway._openai import (
     call_of,
     complete,
     json_object,
+    run,
     stream_response,
-    until_disconnect,
 )
 from gateway._ops import gateway_of, stats_payload, vendors
 from pipeline import ChatChunk, ChatResponse, Stream, StreamAccumulator, errors
@@ -95,10 +96,9 @@ async def _complete(request: Request, *, require_vendor: bool, stream: bool = Fa
             raise BadBody("vendor is required: the provider to test", "vendor")
         if vendor is not None and vendor not in call.generation.pipeline.registry.adapters:
             raise BadBody(f"Vendor {vendor} not found", "vendor")
-        call.admit(model)
         pipe = call.generation.pipeline
-        result = await until_disconnect(
-            request, lambda: complete(pipe, model, messages, stream=stream, **options)
+        result = await run(
+            request, call, model, partial(complete, pipe), messages, stream=stream, **options
         )
         if result is None:
             return GONE
@@ -147,10 +147,9 @@ async def chat_stream(request: Request) -> Response:
     call = call_of(request)
     try:
         model, messages, options = await _request(request)
-        call.admit(model)
         pipe = call.generation.pipeline
-        result = await until_disconnect(
-            request, lambda: complete(pipe, model, messages, stream=True, **options)
+        result = await run(
+            request, call, model, partial(complete, pipe), messages, stream=True, **options
         )
     except errors.DispatchError as exc:
         found = answer(exc)

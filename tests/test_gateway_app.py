@@ -19,6 +19,7 @@ from gateway._errors import answer
 from middlewares import ErrorMapping
 from pipeline import Pipeline, errors
 from providers import ProviderRegistry, Script, mock_provider
+from tests._scripted_replies import chunk_event
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -65,16 +66,6 @@ class _Pieces(httpx.AsyncByteStream):
         self._parts = []
 
 
-def _chunk(text: str) -> dict[str, Any]:
-    return {
-        "id": "c1",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "m",
-        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
-    }
-
-
 @pytest.mark.anyio
 async def test_bodies_are_checked_before_any_upstream_call() -> None:
     script = Script()  # no replies: any upstream call would fail the test
@@ -112,10 +103,14 @@ async def test_a_stream_error_before_the_first_chunk_is_a_status_and_after_it_an
     late = httpx.Response(
         200,
         headers={"content-type": "text/event-stream"},
-        stream=_Pieces(_sse([_chunk("a")], False), _sse([{"error": {"message": "boom"}}], False)),
+        stream=_Pieces(
+            _sse([chunk_event("a")], False), _sse([{"error": {"message": "boom"}}], False)
+        ),
     )
     whole = httpx.Response(
-        200, headers={"content-type": "text/event-stream"}, content=_sse([_chunk("a"), _chunk("b")])
+        200,
+        headers={"content-type": "text/event-stream"},
+        content=_sse([chunk_event("a"), chunk_event("b")]),
     )
     script = Script(early, late, whole)
     body = {"model": "up/m", "messages": HI, "stream": True}
@@ -143,7 +138,7 @@ async def test_a_stream_error_before_the_first_chunk_is_a_status_and_after_it_an
 @pytest.mark.anyio
 async def test_idle_streams_get_comment_pings() -> None:
     def slow(request: httpx.Request) -> httpx.Response:
-        body = _Pieces(_sse([_chunk("a")], done=False), _sse([_chunk("b")]), pause=0.35)
+        body = _Pieces(_sse([chunk_event("a")], done=False), _sse([chunk_event("b")]), pause=0.35)
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=body)
 
     app = create_app(_pipeline(slow))
