@@ -62,7 +62,7 @@ async def metrics(request: Request) -> Response:
     gateway = gateway_of(request)
     stats = find_stats(gateway.current) if gateway.ready else None
     if stats is None:
-        message = "no statistics are kept: add stats = true to [middlewares]"
+        message = "no statistics are kept: the pipeline has no Stats middleware"
         return JSONResponse(body(message, "invalid_request_error", "stats_disabled"), 404)
     return PlainTextResponse(stats.prometheus(), media_type="text/plain; version=0.0.4")
 

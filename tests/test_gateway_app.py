@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import attrs
@@ -309,3 +309,37 @@ def test_keys_are_compared_by_digest_and_budgets_refuse_once_spent() -> None:
         ring.admit(key, "any/model")
     assert answer(caught.value).status == 429
     assert answer(caught.value).headers["x-should-retry"] == "false"
+
+
+class _Observer:
+    """Stands in for the Router and Stats middlewares: the gateway finds them by shape."""
+
+    groups: ClassVar[dict[str, list[str]]] = {"chat-fast": ["up/m"]}
+
+    async def __call__(self, request: Any, call_next: Any) -> Any:
+        return await call_next(request)
+
+    def snapshot(self) -> Any:
+        class Snapshot:
+            def to_dict(self) -> dict[str, Any]:
+                return {"targets": {"up/m": {"requests": 1}}, "deployments": {}}
+
+        return Snapshot()
+
+    def prometheus(self) -> str:
+        return 'dispatchline_requests_total{provider="up",model="m",outcome="ok"} 1\n'
+
+
+@pytest.mark.anyio
+async def test_router_groups_and_stats_are_found_in_the_pipeline() -> None:
+    pipe = Pipeline([_Observer(), ErrorMapping()], registry=ProviderRegistry([mock_provider("up")]))
+    async with serving(create_app(pipe)) as client:
+        models = (await client.get("/v1/models")).json()["data"]
+        assert {"id": "chat-fast", "object": "model", "created": 0, "owned_by": "dispatchline"} in (
+            models
+        )
+        metrics = await client.get("/metrics")
+        assert metrics.status_code == 200
+        assert metrics.text.startswith("dispatchline_requests_total{")
+        stats = (await client.get("/api/v1/stats")).json()
+        assert stats["targets"] == {"up/m": {"requests": 1}} and stats["total_requests"] >= 1
