@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway._auth import VirtualKey
 from gateway._errors import body
+from gateway._sse import Disconnect
 from gateway._state import Gateway, Generation, NotReady
 
 PUBLIC = frozenset(
@@ -43,6 +44,7 @@ class Call:
     request_id: str
     generation: Generation
     key: VirtualKey
+    disconnect: Disconnect
     failed: bool = False
     cost: float | None = None
 
@@ -106,7 +108,7 @@ class Guard:
             headers = [id_header, (b"www-authenticate", b"Bearer")]
             await send_json(send, 401, _json(UNAUTHORIZED), headers)
             return
-        call = Call(request_id, generation.acquire(), key)
+        call = Call(request_id, generation.acquire(), key, Disconnect(self.gateway.spawn))
         scope[SCOPE_KEY] = call
         gateway = self.gateway
         gateway.requests += 1

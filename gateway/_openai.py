@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from gateway._errors import answer
 from gateway._guard import SCOPE_KEY, Call
-from gateway._sse import EventStream, wait_for_disconnect
+from gateway._sse import EventStream
 from pipeline import ChatChunk, Pipeline, Stream, errors
 
 T = TypeVar("T")
@@ -86,25 +86,17 @@ def call_options(body: dict[str, Any]) -> dict[str, Any]:
     return {key: body.pop(key) for key in CALL_OPTIONS if key in body}
 
 
-async def until_disconnect(request: Request, call: Callable[[], Awaitable[T]]) -> T | None:
-    """``await call()``, cancelled if the client disconnects first (then None)."""
-    result: T | None = None
-    error: Exception | None = None
-    async with anyio.create_task_group() as group:
-
-        async def watch() -> None:
-            await wait_for_disconnect(request.receive)
-            group.cancel_scope.cancel()
-
-        group.start_soon(watch)
+async def until_disconnect(
+    request: Request, call: Call, function: Callable[[], Awaitable[T]]
+) -> T | None:
+    """``await function()``, cancelled if the client disconnects first (then None)."""
+    with anyio.CancelScope() as scope:
+        call.disconnect.watch(request.receive, scope)
         try:
-            result = await call()
-        except Exception as exc:  # raised below, as itself rather than in a group
-            error = exc
-        group.cancel_scope.cancel()
-    if error is not None:
-        raise error
-    return result
+            return await function()
+        finally:
+            call.disconnect.watch(request.receive, None)
+    return None
 
 
 async def run(
@@ -118,7 +110,7 @@ async def run(
     """Admit the caller, then ``method(model, *args, **kwargs)`` until the client
     disconnects (None); the response's cost is noted for the caller's budget."""
     call.admit(model)
-    result = await until_disconnect(request, lambda: method(model, *args, **kwargs))
+    result = await until_disconnect(request, call, lambda: method(model, *args, **kwargs))
     call.cost = getattr(result, "cost", None)
     return result
 
@@ -158,6 +150,7 @@ def stream_response(
         done=done,
         ping_interval=call.generation.server.ping_interval,
         on_end=on_end,
+        disconnect=call.disconnect,
     )
 
 

@@ -37,6 +37,40 @@ async def wait_for_disconnect(receive: Receive) -> None:
             return
 
 
+class Disconnect:
+    """One watcher per request: cancels whatever scope is registered when the client goes.
+
+    The watcher is a task of the gateway's own task group, started once the
+    body has been read, and never cancelled: an ASGI server answers a pending
+    ``receive`` with ``http.disconnect`` once the response has been sent, so
+    it ends by itself. (A task group per call, cancelled at the end, costs
+    about 0.1 ms per request; this costs one task start.)
+    """
+
+    __slots__ = ("_scope", "_spawn", "_started", "gone")
+
+    def __init__(self, spawn: Callable[..., None]) -> None:
+        self._spawn = spawn
+        self._scope: anyio.CancelScope | None = None
+        self._started = False
+        self.gone = False
+
+    def watch(self, receive: Receive, scope: anyio.CancelScope | None) -> None:
+        """Cancel ``scope`` (replacing the last one registered) if the client leaves."""
+        self._scope = scope
+        if self.gone and scope is not None:
+            scope.cancel()
+        elif not self._started:
+            self._started = True
+            self._spawn(self._run, receive)
+
+    async def _run(self, receive: Receive) -> None:
+        await wait_for_disconnect(receive)
+        self.gone = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+
 class EventStream(Response):
     """An ASGI response writing ``stream`` as SSE; ``on_end(failed)`` runs once, at the end."""
 
@@ -51,6 +85,7 @@ class EventStream(Response):
         done: bytes | None,
         ping_interval: float,
         on_end: Callable[[bool], None],
+        disconnect: Disconnect,
         headers: dict[str, str] | None = None,
     ) -> None:
         self.status_code = 200
@@ -64,6 +99,7 @@ class EventStream(Response):
         self._done = done
         self._ping_interval = ping_interval
         self._on_end = on_end
+        self._disconnect = disconnect
         self._last_write = 0.0
         self._lock = anyio.Lock()
 
@@ -101,17 +137,13 @@ class EventStream(Response):
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             self._last_write = anyio.current_time()
             async with anyio.create_task_group() as group:
-
-                async def watch() -> None:
-                    await wait_for_disconnect(receive)
-                    group.cancel_scope.cancel()
-
-                group.start_soon(watch)
+                self._disconnect.watch(receive, group.cancel_scope)
                 group.start_soon(self._ping, send)
                 failed = await self._pump(send)
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 group.cancel_scope.cancel()
         finally:
+            self._disconnect.watch(receive, None)
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()  # also when cancelled before the pump began
             self._on_end(failed)

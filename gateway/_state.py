@@ -17,7 +17,7 @@ outlives any one request.
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,6 +109,7 @@ class Gateway:
         self._current: Generation | None = None
         self._alive: set[Generation] = set()
         self._group: anyio.abc.TaskGroup | None = None
+        self._helpers: anyio.abc.TaskGroup | None = None
         self._lock: anyio.Lock | None = None
 
     @property
@@ -124,6 +125,12 @@ class Gateway:
     @property
     def ready(self) -> bool:
         return self._current is not None
+
+    def spawn(self, function: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        """Run ``function(*args)`` in the gateway's helper task group (as long as the app)."""
+        if self._helpers is None:
+            raise NotReady("the gateway has not started (run the app's lifespan)")
+        self._helpers.start_soon(function, *args)
 
     def _generation(self, config: Config | None) -> Generation:
         if config is None:
@@ -194,25 +201,22 @@ class Gateway:
     async def running(self) -> AsyncIterator[Gateway]:
         """The app's lifespan: start the first generation; at the end, drain and close."""
         self._lock = anyio.Lock()
-        async with anyio.create_task_group() as group:
-            self._group = group
+        async with anyio.create_task_group() as group, anyio.create_task_group() as helpers:
+            # `group` owns the generations; `helpers` the SIGHUP watcher and the
+            # per-request disconnect watchers, cancelled once requests have drained.
+            self._group, self._helpers = group, helpers
             await self._start(self._generation(self._config))
-            watcher = anyio.CancelScope()
             if self._watch_sighup:
-                group.start_soon(self._watch, watcher)
+                helpers.start_soon(self._sighup)
             try:
                 yield self
             finally:
-                watcher.cancel()
                 last, self._current = self._current, None
                 if last is not None:
                     last.retire()
                     with anyio.move_on_after(last.server.graceful_timeout, shield=True):
                         await last.drained()
+                helpers.cancel_scope.cancel()
                 for generation in list(self._alive):
                     generation.close_now()  # each closes its pipeline in its own task
-                self._group = None
-
-    async def _watch(self, scope: anyio.CancelScope) -> None:
-        with scope:
-            await self._sighup()
+                self._group = self._helpers = None
