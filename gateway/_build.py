@@ -14,7 +14,8 @@ from typing import Any
 import attrs
 
 from gateway._reader import Table
-from pipeline import ENDPOINTS, Pipeline, Secret
+from pipeline import Pipeline, Secret
+from pipeline.adapter import ENDPOINTS
 
 # Config key -> the adapter field it sets. A key the adapter has no field for
 # is an error naming what that provider does take.

@@ -110,7 +110,7 @@ async def test_a_stream_error_before_the_first_chunk_is_a_status_and_after_it_an
     whole = httpx.Response(
         200,
         headers={"content-type": "text/event-stream"},
-        content=_sse([chunk_event("a"), chunk_event("b")]),
+        content=_sse([chunk_event("a"), chunk_event("b"), chunk_event("", "stop")]),
     )
     script = Script(early, late, whole)
     body = {"model": "up/m", "messages": HI, "stream": True}
@@ -138,7 +138,11 @@ async def test_a_stream_error_before_the_first_chunk_is_a_status_and_after_it_an
 @pytest.mark.anyio
 async def test_idle_streams_get_comment_pings() -> None:
     def slow(request: httpx.Request) -> httpx.Response:
-        body = _Pieces(_sse([chunk_event("a")], done=False), _sse([chunk_event("b")]), pause=0.35)
+        body = _Pieces(
+            _sse([chunk_event("a")], done=False),
+            _sse([chunk_event("b"), chunk_event("", "stop")]),
+            pause=0.35,
+        )
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=body)
 
     app = create_app(_pipeline(slow))
