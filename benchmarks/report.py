@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import analysis, usage
+from benchmarks import gateway as gateway_bench
 from benchmarks.importtime import BARE
 from benchmarks.overhead import DEFAULT, RAW
 from benchmarks.run import Results
@@ -234,6 +235,7 @@ def sections(results: Results) -> list[Section]:
         streaming_section(results),
         usage_section(results),
         import_section(results),
+        gateway_bench.section(results.gateway, results.gateway_skipped),
     ]
 
 

@@ -12,6 +12,7 @@ import attrs
 import structlog
 
 from benchmarks import compare, importtime, lookup, machine, resolve, usage
+from benchmarks import gateway as gateway_bench
 from benchmarks.fresh import run_rounds
 from benchmarks.lookup import LookupRow
 from benchmarks.overhead import (
@@ -66,6 +67,8 @@ class Results:
     seconds: float
     default_stack: str  # repr(Pipeline.default()): which middlewares were measured
     usage: list[usage.UsageRow] = attrs.Factory(list)  # Costs, Stats, Telemetry over it
+    gateway: list[gateway_bench.GatewayRow] = attrs.field(factory=list)
+    gateway_skipped: list[str] = attrs.field(factory=list)
 
 
 # Where each variant runs. The cache hit never reaches a transport, so once is
@@ -101,7 +104,9 @@ def all_variants() -> Variants:
 
 def steps(scale: Scale) -> int:
     targets = all_targets("http://127.0.0.1:1/v1")
-    return 2 * scale.rounds + len(targets) + len(stream_targets(targets)) + scale.import_runs + 1
+    sections = 2  # the usage layers, the gateway overhead
+    targets_run = len(targets) + len(stream_targets(targets))
+    return 2 * scale.rounds + targets_run + scale.import_runs + sections
 
 
 @contextmanager
@@ -164,6 +169,9 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         rows, streams, skipped, usage_rows = anyio.run(
             _requests, server.base_url, scale, advance, backend="asyncio"
         )
+        load = gateway_bench.QUICK if scale is QUICK else gateway_bench.FULL
+        gateway_rows, gateway_skipped = gateway_bench.measure(server.base_url, load)
+        advance("gateway overhead")
     imports = importtime.measure(scale.import_runs, lambda: advance("import time run"))
     return Results(
         scale=scale.name,
@@ -178,4 +186,6 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         seconds=time.perf_counter() - start,
         default_stack=repr(Pipeline.default(registry=mock_target().registry())),
         usage=usage_rows,
+        gateway=gateway_rows,
+        gateway_skipped=gateway_skipped,
     )
