@@ -331,7 +331,7 @@ async def test_router_groups_and_stats_are_found_in_the_pipeline() -> None:
     from middlewares import Stats
 
     stats = Stats()
-    layers = [_Groups(), stats, ErrorMapping()]
+    layers: list[Any] = [_Groups(), stats, ErrorMapping()]
     pipe = Pipeline(layers, registry=ProviderRegistry([mock_provider("up")]))
     async with serving(create_app(pipe)) as client:
         models = (await client.get("/v1/models")).json()["data"]
