@@ -3,12 +3,15 @@
 Any of them works alone or in any custom stack; :func:`default_stack` gives
 the recommended order, outermost first::
 
-    Logging -> Callbacks -> Cache -> Fallback -> Retry -> ErrorMapping -> terminal
+    Logging -> Telemetry -> Stats -> Callbacks -> Cache -> Fallback -> Budget(s) -> Costs
+            -> Retry -> ErrorMapping -> terminal
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from middlewares.cache import Cache, MemoryCache
 from middlewares.callbacks import Callbacks
@@ -18,25 +21,48 @@ from middlewares.request_logging import Logging
 from middlewares.retry import Retry, RetryBudget
 from pipeline import Middleware
 
+if TYPE_CHECKING:
+    from middlewares.usage import Budget, Costs, Stats, Telemetry
+
 __all__ = [
+    "Budget",
     "Cache",
     "Callbacks",
+    "Costs",
     "ErrorMapping",
     "Fallback",
     "Logging",
     "MemoryCache",
     "Retry",
     "RetryBudget",
+    "Stats",
+    "Telemetry",
     "default_stack",
 ]
+
+# The usage layers (middlewares.usage) are imported on first use: ``import
+# middlewares`` stays as cheap as it was without them.
+_LAZY = frozenset({"Budget", "Costs", "Stats", "Telemetry"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'middlewares' has no attribute {name!r}")
+    value = getattr(importlib.import_module("middlewares.usage"), name)
+    globals()[name] = value
+    return value
 
 
 def default_stack(
     *,
     logging: Logging | bool = True,
+    telemetry: Telemetry | bool | None = None,
+    stats: Stats | None = None,
     callbacks: Callbacks | None = None,
     cache: Cache | bool = True,
     fallbacks: Fallback | Sequence[Alternative] = (),
+    budgets: Sequence[Budget] = (),
+    costs: Costs | bool | None = None,
     retry: Retry | bool = True,
 ) -> list[Middleware]:
     """The recommended middlewares, outermost first.
@@ -47,9 +73,29 @@ def default_stack(
     Callbacks(on_success=...)``, ``fallbacks=["anthropic/claude-3-5-haiku-latest"]``.
     ErrorMapping is always there, innermost: the layers outside it rely on
     unified errors.
+
+    Usage (README, "Usage"): ``telemetry=`` (``True`` for the global
+    OpenTelemetry providers), ``stats=Stats()``, ``budgets=[Budget(...)]``
+    and ``costs=`` (``True`` or ``Costs()``). Budgets count each reply's
+    cost, so when budgets are given without ``costs``, a ``Costs()`` is
+    added for them. Telemetry and Stats sit outside Fallback (a request
+    counts once, however many tries it took); Cache outside Budget (a hit
+    spends nothing); Costs inside Budget (its cost is known when Budget
+    counts) and outside Retry.
     """
+    usage: Any = None
+    if telemetry or stats or budgets or costs:
+        usage = importlib.import_module("middlewares.usage")
+        if not isinstance(budgets, Sequence) or not all(
+            isinstance(b, usage.Budget) for b in budgets
+        ):
+            raise TypeError(f"budgets is a list of Budget, got {budgets!r}")
+        if budgets and costs is None:
+            costs = True
     stack: list[Middleware | None] = [
         Logging() if logging is True else logging or None,
+        usage.Telemetry() if telemetry is True else telemetry or None,
+        stats,
         callbacks,
         Cache() if cache is True else cache or None,
         fallbacks
@@ -57,6 +103,8 @@ def default_stack(
         else Fallback(fallbacks)
         if fallbacks
         else None,
+        *budgets,
+        usage.Costs() if costs is True else costs or None,
         Retry() if retry is True else retry or None,
         ErrorMapping(),
     ]

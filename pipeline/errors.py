@@ -8,6 +8,7 @@ Every error dispatchline raises is a :class:`DispatchError`::
     ├── InvalidRequestError            bad input found before any I/O
     ├── SyncInEventLoopError           a sync call made inside a running event loop
     ├── PipelineClosedError            the pipeline was used after it was closed
+    ├── BudgetExceededError            a spending budget is used up (before any I/O)
     ├── ProviderResponseError          a provider body the adapter cannot parse
     ├── APIConnectionError             transport failure (retryable)
     │   └── TimeoutError               no answer in time (retryable): a transport timeout,
@@ -46,6 +47,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
     "DispatchError",
@@ -144,6 +146,33 @@ class SyncInEventLoopError(DispatchError):
 class PipelineClosedError(DispatchError, RuntimeError):
     """The pipeline was closed (``aclose``, ``close``, the end of its ``with``
     block) and then used; like httpx's closed client, it does not reopen."""
+
+
+class BudgetExceededError(DispatchError):
+    """A :class:`middlewares.Budget` has spent its limit for this period; raised before I/O.
+
+    ``scope`` names what the budget was counting (``"provider:openai"``,
+    ``"deployment:east"``...), ``spent`` and ``limit`` are USD, ``resets_at``
+    is when spending is allowed again (Unix time, seconds), and
+    ``retry_after`` the seconds until then. Inside a Router it means "skip
+    this deployment", never a deployment failure.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str,
+        spent: float,
+        limit: float,
+        resets_at: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.scope = scope
+        self.spent = spent
+        self.limit = limit
+        self.resets_at = resets_at
 
 
 class ProviderResponseError(DispatchError):

@@ -43,10 +43,11 @@ What a user relies on:
   (seconds, overrides the backend's), ``no_store`` (read, never write) and
   ``no_cache`` (never read or wait on another call, still write) does too.
   Anything else is an ``InvalidRequestError``.
-- A hit is a copy, marked ``cache_hit=True``; changing it never changes the
-  stored entry. It says where its answer came from: ``provider``, ``model``
-  and ``attempts`` are those of the call that was stored, so a fallback's
-  answer served from the cache still shows the fallback. Errors are never
+- A hit is a copy, marked ``cache_hit=True`` and ``cost=0.0`` (nothing was
+  spent for it); changing it never changes the stored entry. It says where
+  its answer came from: ``provider``, ``model`` and ``attempts`` are those of
+  the call that was stored, so a fallback's answer served from the cache
+  still shows the fallback. Errors are never
   cached. A failing backend is logged and treated as a miss.
 - A :class:`MemoryCache` may be shared by several pipelines and threads (it
   takes a lock).

@@ -108,10 +108,11 @@ class _Replay:
 
 
 def _as_hit(entry: Any) -> Result:
-    """A stored entry as the answer to a request: marked a hit, provenance kept."""
+    """A stored entry as the answer to a request: marked a hit, provenance kept, and
+    ``cost=0.0`` (nothing was spent for it)."""
     if isinstance(entry, CachedStream):
         replay = _Replay(entry.chunks)
-        return Stream(
+        hit = Stream(
             replay,
             replay.aclose,
             provider=entry.provider,
@@ -120,8 +121,11 @@ def _as_hit(entry: Any) -> Result:
             attempts=entry.attempts,
             request_id=entry.request_id,
         )
+        hit.cost = 0.0  # nothing was spent for it
+        return hit
     if isinstance(entry, Response):
         entry.cache_hit = True
+        entry.cost = 0.0
     return entry  # type: ignore[no-any-return]
 
 
