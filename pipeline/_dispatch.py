@@ -255,11 +255,13 @@ class Dispatcher:
         if authorize is not None:  # credentials that must be awaited (a token provider)
             await authorize(request, http_request)
         transport = adapter.transport
-        if transport is None:
-            response = await self.client.send(http_request, stream=True)
-        else:
+        if transport is not None:
             response = await transport.handle_async_request(http_request)
             response.request = http_request
+        elif self._clients is not None:
+            response = await self._clients.send(http_request)
+        else:
+            response = await self._client.send(http_request, stream=True)  # type: ignore[union-attr]
         if decoder is None or response.status_code >= 400:
             try:
                 await response.aread()  # closes the response once read

@@ -1,0 +1,179 @@
+"""The client a pipeline makes itself: what it sends, and its aiohttp transport's edges.
+
+On asyncio the pipeline's own client sends through :mod:`pipeline._aiohttp_transport`
+(handed each request directly); on trio through httpx's transport. Either way the
+server receives exactly the request the adapter built. The transport's own edges
+(failures that keep no link to aiohttp's exceptions, which hold the request's
+headers; connections released whichever way a body ends) run on asyncio, the only
+loop aiohttp runs on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+import httpx
+import pytest
+
+from pipeline import Pipeline
+from pipeline._aiohttp_transport import AiohttpTransport
+from providers import OpenAICompatible, ProviderRegistry
+from tests._loopback import loopback_server
+
+pytestmark = pytest.mark.anyio
+
+KEY = "sk-transport-test-0123456789"
+REPLY = json.dumps(
+    {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+        ],
+    }
+).encode()
+
+
+@asynccontextmanager
+async def recording_server(seen: list[tuple[bytes, bytes]]) -> AsyncIterator[int]:
+    """Answers every request with :data:`REPLY`; records (head, body) of each."""
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        buffer = b""
+        async with stream:
+            while True:
+                try:
+                    while b"\r\n\r\n" not in buffer:
+                        buffer += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    return
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                found = re.search(rb"content-length:\s*(\d+)", head, re.IGNORECASE)
+                length = int(found.group(1)) if found else 0
+                while len(buffer) < length:
+                    buffer += await stream.receive()
+                seen.append((head, buffer[:length]))
+                buffer = buffer[length:]
+                await stream.send(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-request-id: r-1\r\n"
+                    + f"content-length: {len(REPLY)}\r\n\r\n".encode()
+                    + REPLY
+                )
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with listener, anyio.create_task_group() as group:
+        group.start_soon(listener.serve, serve)
+        try:
+            yield listener.extra(anyio.abc.SocketAttribute.local_port)
+        finally:
+            group.cancel_scope.cancel()
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    lines = head.decode().split("\r\n")[1:]
+    return {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+async def test_the_pipelines_own_client_sends_the_request_the_adapter_built() -> None:
+    seen: list[tuple[bytes, bytes]] = []
+    async with recording_server(seen) as port:
+        provider = OpenAICompatible(
+            name="rec", base_url=f"http://127.0.0.1:{port}/v1", headers={"x-tenant": "t-7"}
+        )
+        async with Pipeline(registry=ProviderRegistry([provider])) as pipe:
+            for text in ("first", "second"):  # the second on the pooled connection
+                reply = await pipe.acompletion(
+                    "rec/m",
+                    [{"role": "user", "content": text}],
+                    api_key=KEY,
+                    temperature=0,
+                    extra_headers={"x-trace": "abc"},
+                )
+                assert reply.choices[0].message.content == "ok"
+                assert reply.request_id == "r-1"
+    assert len(seen) == 2
+    for (head, body), text in zip(seen, ("first", "second"), strict=True):
+        assert head.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+        headers = _headers(head)
+        assert headers["authorization"] == f"Bearer {KEY}"
+        assert headers["content-type"] == "application/json"
+        assert headers["host"] == f"127.0.0.1:{port}"
+        assert headers["x-tenant"] == "t-7"
+        assert headers["x-trace"] == "abc"
+        assert int(headers["content-length"]) == len(body)
+        assert json.loads(body) == {
+            "model": "m",
+            "messages": [{"role": "user", "content": text}],
+            "temperature": 0,
+        }
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    found, todo = [], [exc]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return found
+
+
+async def _read(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> bytes:
+    response = await transport.handle_async_request(request)
+    try:
+        return await response.aread()
+    finally:
+        await response.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # aiohttp runs on asyncio only
+@pytest.mark.parametrize(
+    ("model", "stream", "expected"),
+    [
+        ("reset", False, httpx.ReadError),
+        ("bad-status", False, httpx.RemoteProtocolError),
+        ("reset-mid", True, httpx.TransportError),
+    ],
+)
+async def test_a_failure_is_httpxs_own_exception_with_no_link_to_aiohttps(
+    model: str, stream: bool, expected: type[Exception]
+) -> None:
+    transport = AiohttpTransport()
+    async with loopback_server() as port:
+        request = httpx.Request(
+            "POST",
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            headers={"authorization": f"Bearer {KEY}"},
+            json={"model": model},
+        )
+        with pytest.raises(expected) as caught:
+            await _read(transport, request)
+        await transport.aclose()
+    for exc in _chain(caught.value):
+        assert type(exc).__module__.partition(".")[0] != "aiohttp"
+        assert KEY not in repr(exc.__dict__) and KEY not in str(exc)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # aiohttp runs on asyncio only
+async def test_a_body_closed_before_its_end_does_not_poison_the_pool() -> None:
+    # One connection only: a half-read connection put back in the pool would
+    # hand the next request the rest of the first one's body.
+    transport = AiohttpTransport(limits=httpx.Limits(max_connections=1))
+    async with loopback_server() as port:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        response = await transport.handle_async_request(
+            httpx.Request("POST", url, json={"model": "ok-stream"})
+        )
+        async for _ in response.aiter_raw():
+            break  # one chunk, then give up on the rest
+        await response.aclose()
+        with anyio.fail_after(5):
+            body = await _read(transport, httpx.Request("POST", url, json={"model": "ok"}))
+        assert json.loads(body)["choices"][0]["message"]["content"] == "hi"
+    await transport.aclose()
