@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -26,7 +27,12 @@ from pipeline._request import Request
 def timeout_extensions(seconds: float | None) -> dict[str, Any] | None:
     """The ``extensions=`` for an ``httpx.Request`` with an adapter's default
     timeout (None: the client's). A per-call ``timeout=`` overrides it."""
-    return None if seconds is None else {"timeout": httpx.Timeout(seconds).as_dict()}
+    return None if seconds is None else {"timeout": dict(_timeouts(seconds))}
+
+
+@lru_cache(maxsize=64)
+def _timeouts(seconds: float) -> dict[str, float | None]:
+    return httpx.Timeout(seconds).as_dict()
 
 
 def read_json(request: Request, response: httpx.Response) -> Any:
