@@ -174,15 +174,37 @@ class Logging:
                 on_end=watch.on_end,
                 on_error=watch.on_error,
             )
-        fields = {
-            "outcome": "ok",
-            **_tokens(getattr(result, "usage", None)),
-            **_provenance(result),
-        }
         if self._log_content:
             output = _OUTPUT.get(type(result))
-            fields["output"] = output(result) if output is not None else None
-        self._emit(request, request_id, start, fields)
+            fields = {
+                "outcome": "ok",
+                **_tokens(getattr(result, "usage", None)),
+                **_provenance(result),
+                "output": output(result) if output is not None else None,
+            }
+            self._emit(request, request_id, start, fields)
+            return result
+        # The common case, written out: the same event as _emit's, in one dict.
+        usage = getattr(result, "usage", None)
+        self._log.info(
+            EVENT,
+            request_id=request_id,
+            endpoint=request.endpoint,
+            provider=request.provider,
+            model=request.model,
+            stream=request.stream,
+            latency_ms=_ms(time.perf_counter() - start),
+            error=None,
+            status_code=None,
+            cache_hit=result.cache_hit,
+            attempts=len(result.attempts) or 1,
+            provider_request_id=result.request_id,
+            outcome="ok",
+            prompt_tokens=None if usage is None else usage.prompt_tokens,
+            completion_tokens=None if usage is None else usage.completion_tokens,
+            total_tokens=None if usage is None else usage.total_tokens,
+            served_by=f"{result.provider}/{result.model}",
+        )
         return result
 
     def _emit(

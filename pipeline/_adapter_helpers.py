@@ -118,10 +118,12 @@ _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-goog-
 
 
 def request_id_from(headers: Mapping[str, str]) -> str | None:
+    present = headers.keys()  # one pass over httpx's headers, not one per name
     for name in _REQUEST_ID_HEADERS:
-        value = headers.get(name)
-        if value:
-            return value
+        if name in present:
+            value = headers.get(name)
+            if value:
+                return value
     return None
 
 
