@@ -16,7 +16,7 @@ import threading
 import weakref
 from contextlib import suppress
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import httpx
@@ -37,11 +37,15 @@ def _on_asyncio() -> bool:
     return asyncio is not None and isinstance(running_loop(), asyncio.AbstractEventLoop)
 
 
+class _Direct(Protocol):
+    """A transport of ours that requests may be handed to directly."""
+
+    async def send(self, request: httpx.Request, *, read: bool) -> httpx.Response: ...
+
+
 # The clients default_client() made over a transport of ours, and that transport:
 # a request for such a client may be handed to the transport directly.
-_DIRECT: weakref.WeakKeyDictionary[httpx.AsyncClient, httpx.AsyncBaseTransport] = (
-    weakref.WeakKeyDictionary()
-)
+_DIRECT: weakref.WeakKeyDictionary[httpx.AsyncClient, _Direct] = weakref.WeakKeyDictionary()
 
 
 def default_client() -> httpx.AsyncClient:
@@ -112,15 +116,15 @@ class LoopClients:
     def get(self) -> httpx.AsyncClient:
         return self._own().client
 
-    async def send(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` on this loop's client, its body not read yet."""
+    async def send(self, request: httpx.Request, *, read: bool) -> httpx.Response:
+        """Send ``request`` on this loop's client. ``read=False``: the body is left
+        to read (a stream); ``read=True``: it may come back read already (the
+        pipeline's own transport reads a whole answer at once)."""
         own = self._own()
         direct = own.direct
         if direct is None:
             return await own.client.send(request, stream=True)
-        response = await direct.handle_async_request(request)
-        response.request = request
-        return response
+        return await direct.send(request, read=read)
 
     def _own(self) -> _Own:
         loop = running_loop()

@@ -109,11 +109,18 @@ class ProviderStream(Stream[ChatChunk]):
         pending = self._pending
         if pending:
             return pending.popleft()
+        return await self._next(self._seconds)
+
+    async def _next(self, seconds: float | None) -> ChatChunk:
+        """The next chunk, waiting at most ``seconds`` for it (None: no deadline of its own)."""
         try:
-            with anyio.move_on_after(self._seconds) as scope:
+            if seconds is None:
                 await self._fill()
-            if scope.cancelled_caught:
-                raise httpx.ReadTimeout(f"no stream chunk arrived within {self._seconds:g} s")
+            else:
+                with anyio.move_on_after(seconds) as scope:
+                    await self._fill()
+                if scope.cancelled_caught:
+                    raise httpx.ReadTimeout(f"no stream chunk arrived within {seconds:g} s")
         except StopAsyncIteration:
             raise
         except Exception as exc:
@@ -122,7 +129,7 @@ class ProviderStream(Stream[ChatChunk]):
             await self._shut()
             raise
         else:
-            return pending.popleft()
+            return self._pending.popleft()
         await self._shut()
         raise failure
 
@@ -146,8 +153,10 @@ class ProviderStream(Stream[ChatChunk]):
             await self.aclose()
 
     async def prefetch(self) -> None:
-        """Wait for the first chunk, so errors before it surface from the call itself."""
-        chunk = await self.__anext__()
+        """Wait for the first chunk, so errors before it surface from the call itself.
+
+        Called within the attempt's deadline, which bounds this wait already."""
+        chunk = await self._next(None)
         self._pending.appendleft(chunk)
 
     async def aclose(self) -> None:
@@ -259,12 +268,12 @@ class Dispatcher:
             response = await transport.handle_async_request(http_request)
             response.request = http_request
         elif self._clients is not None:
-            response = await self._clients.send(http_request)
+            response = await self._clients.send(http_request, read=decoder is None)
         else:
             response = await self._client.send(http_request, stream=True)  # type: ignore[union-attr]
         if decoder is None or response.status_code >= 400:
             try:
-                await response.aread()  # closes the response once read
+                await response.aread()  # closes the response once read (if not read already)
             except BaseException:
                 with anyio.CancelScope(shield=True):  # even when cancelled mid-read
                     await response.aclose()

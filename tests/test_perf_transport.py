@@ -10,6 +10,7 @@ loop aiohttp runs on.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections.abc import AsyncIterator
@@ -41,9 +42,24 @@ REPLY = json.dumps(
 ).encode()
 
 
+def _reply(head: bytes) -> bytes:
+    """:data:`REPLY`, gzip-compressed when the path starts with ``/gzip``."""
+    path = head.split(b" ", 2)[1]
+    body, encoding = REPLY, b""
+    if path.startswith(b"/gzip"):
+        body, encoding = gzip.compress(REPLY), b"content-encoding: gzip\r\n"
+    return (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-request-id: r-1\r\n"
+        + encoding
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+
 @asynccontextmanager
 async def recording_server(seen: list[tuple[bytes, bytes]]) -> AsyncIterator[int]:
-    """Answers every request with :data:`REPLY`; records (head, body) of each."""
+    """Answers every request with :data:`REPLY` (gzip-compressed for a path starting
+    with ``/gzip``); records (head, body) of each."""
 
     async def serve(stream: anyio.abc.SocketStream) -> None:
         buffer = b""
@@ -61,11 +77,7 @@ async def recording_server(seen: list[tuple[bytes, bytes]]) -> AsyncIterator[int
                     buffer += await stream.receive()
                 seen.append((head, buffer[:length]))
                 buffer = buffer[length:]
-                await stream.send(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-request-id: r-1\r\n"
-                    + f"content-length: {len(REPLY)}\r\n\r\n".encode()
-                    + REPLY
-                )
+                await stream.send(_reply(head))
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     async with listener, anyio.create_task_group() as group:
@@ -177,3 +189,39 @@ async def test_a_body_closed_before_its_end_does_not_poison_the_pool() -> None:
             body = await _read(transport, httpx.Request("POST", url, json={"model": "ok"}))
         assert json.loads(body)["choices"][0]["message"]["content"] == "hi"
     await transport.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # aiohttp runs on asyncio only
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/gzip/v1/chat/completions"])
+async def test_a_whole_answer_comes_back_read_as_httpx_would_leave_it(path: str) -> None:
+    seen: list[tuple[bytes, bytes]] = []
+    transport = AiohttpTransport(limits=httpx.Limits(max_connections=1))
+    async with recording_server(seen) as port:
+        url = f"http://127.0.0.1:{port}{path}"
+        for _ in range(3):  # one pooled connection: each read released it
+            request = httpx.Request("POST", url, json={"model": "m"})
+            with anyio.fail_after(5):
+                read = await transport.send(request, read=True)
+                streamed = await _read(transport, httpx.Request("POST", url, json={"model": "m"}))
+            assert read.is_closed and read.is_stream_consumed
+            assert read.content == streamed == REPLY  # decoded by aiohttp, or by httpx
+            assert await read.aread() == REPLY
+            assert read.json()["choices"][0]["message"]["content"] == "ok"
+            assert read.headers["x-request-id"] == "r-1"
+            assert read.request is request
+    await transport.aclose()
+    assert len(seen) == 6
+
+
+@pytest.mark.parametrize("path", ["/v1", "/gzip/v1"])
+async def test_the_pipeline_reads_a_compressed_answer_on_its_own_client(
+    path: str, anyio_backend: str
+) -> None:
+    seen: list[tuple[bytes, bytes]] = []
+    async with recording_server(seen) as port:
+        provider = OpenAICompatible(name="rec", base_url=f"http://127.0.0.1:{port}{path}")
+        async with Pipeline(registry=ProviderRegistry([provider])) as pipe:
+            reply = await pipe.acompletion("rec/m", [{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == "ok"
+    if anyio_backend == "asyncio":  # aiohttp asks for what it can decode
+        assert b"accept-encoding: gzip" in seen[0][0].lower()
