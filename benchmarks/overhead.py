@@ -130,15 +130,17 @@ async def cache_hit_calls(target: Target) -> AsyncIterator[Call]:
         yield call
 
 
+RAW = "raw httpx"
+DEFAULT = "Pipeline.default()"
+SESSION = "aiohttp.ClientSession"
+
 VARIANTS: dict[str, Variant] = {
     "raw httpx": raw_calls,
     "Pipeline([])": partial(pipeline_calls, build=bare_pipeline),
     "Pipeline.default()": partial(pipeline_calls, build=Pipeline.default),
     "cache hit": cache_hit_calls,
-    "aiohttp.ClientSession": session_calls,
+    SESSION: session_calls,
 }
-RAW = "raw httpx"
-DEFAULT = "Pipeline.default()"
 
 
 @attrs.frozen

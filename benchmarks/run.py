@@ -11,13 +11,24 @@ import anyio
 import attrs
 import structlog
 
-from benchmarks import compare, importtime, lookup, machine, resolve, usage
+from benchmarks import (
+    breakdown,
+    compare,
+    importtime,
+    layers,
+    lookup,
+    machine,
+    resolve,
+    short_streams,
+    usage,
+)
 from benchmarks import gateway as gateway_bench
 from benchmarks.fresh import run_rounds
 from benchmarks.lookup import LookupRow
 from benchmarks.overhead import (
     DEFAULT,
     RAW,
+    SESSION,
     VARIANTS,
     Load,
     OverheadRow,
@@ -48,10 +59,13 @@ class Scale:
     load: Load
     streams: int
     import_runs: int
+    profiled: int = 200  # requests per variant behind the profile by component
 
 
 QUICK = Scale("quick", lookup.SIZES, 3, 3, 0.001, Load(200, 0.2, 0.4, rounds=2), 10, 5)
-FULL = Scale("full", lookup.SIZES, 15, 10, 0.005, Load(3000, 3.0, 5.0, rounds=6), 120, 20)
+FULL = Scale(
+    "full", lookup.SIZES, 15, 10, 0.005, Load(3000, 3.0, 5.0, rounds=6), 120, 20, profiled=1000
+)
 
 
 @attrs.frozen
@@ -70,18 +84,22 @@ class Results:
     usage: list[usage.UsageRow] = attrs.Factory(list)  # Costs, Stats, Telemetry over it
     gateway: list[gateway_bench.GatewayRow] = attrs.field(factory=list)
     gateway_skipped: list[str] = attrs.field(factory=list)
+    short_streams: list[OverheadRow] = attrs.Factory(list)  # 5-chunk streams vs raw aiohttp
+    layers: list[layers.LayerRow] = attrs.Factory(list)  # each middleware, alone and in place
+    breakdown: list[breakdown.BreakdownRow] = attrs.Factory(list)  # the profile by component
 
 
 # Where each variant runs. The cache hit never reaches a transport, so once is
 # enough; aiohttp's own client and litellm bring their own HTTP clients, so
-# each runs over loopback once.
+# each runs over loopback once: aiohttp's beside the client a pipeline makes
+# itself, the two the targets compare.
 EVERYWHERE = ("mock", "httpx", "own", "aiohttp")
 WHERE: dict[str, tuple[str, ...]] = {
     RAW: EVERYWHERE,
     "Pipeline([])": EVERYWHERE,
     DEFAULT: EVERYWHERE,
     "cache hit": ("mock",),
-    "aiohttp.ClientSession": ("aiohttp",),
+    SESSION: ("own",),
     compare.LITELLM: ("httpx",),
 }
 
@@ -105,7 +123,7 @@ def all_variants() -> Variants:
 
 def steps(scale: Scale) -> int:
     targets = all_targets("http://127.0.0.1:1/v1")
-    sections = 2  # the usage layers, the gateway overhead
+    sections = 5  # usage layers, gateway, short streams, each middleware, the profile
     targets_run = len(targets) + len(stream_targets(targets))
     return 2 * scale.rounds + targets_run + scale.import_runs + sections
 
@@ -138,9 +156,20 @@ def quiet_logs() -> Iterator[None]:
         _log.forget()  # the shared logger cached this configuration: drop it
 
 
-async def _requests(
-    base_url: str, scale: Scale, advance: Advance
-) -> tuple[list[OverheadRow], list[StreamRow], list[str], list[usage.UsageRow]]:
+@attrs.frozen
+class Measured:
+    """What the in-process sections measured (one event loop, one loopback server)."""
+
+    overhead: list[OverheadRow]
+    streaming: list[StreamRow]
+    skipped: list[str]
+    usage: list[usage.UsageRow]
+    short_streams: list[OverheadRow]
+    layers: list[layers.LayerRow]
+    breakdown: list[breakdown.BreakdownRow]
+
+
+async def _requests(base_url: str, scale: Scale, advance: Advance) -> Measured:
     targets = all_targets(base_url)
     rows: list[OverheadRow] = []
     skipped: list[str] = []
@@ -157,7 +186,15 @@ async def _requests(
         skipped.append("litellm.acompletion: litellm is not installed")
     usage_rows, usage_skips = await usage.measure(scale.load)
     advance("usage layers")
-    return rows, streams, skipped + usage_skips, usage_rows
+    short, short_skips = await short_streams.measure(base_url, scale.load)
+    advance("short streams")
+    layer_rows = await layers.measure(scale.load)
+    advance("each middleware")
+    profile = await breakdown.measure(base_url, scale.profiled)
+    advance("profile by component")
+    return Measured(
+        rows, streams, skipped + usage_skips + short_skips, usage_rows, short, layer_rows, profile
+    )
 
 
 def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
@@ -170,9 +207,7 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
     lookup_samples = run_rounds("lookup", config, scale.rounds, lambda: advance("lookup round"))
     resolve_samples = run_rounds("resolve", config, scale.rounds, lambda: advance("resolve round"))
     with quiet_logs(), LoopbackServer() as server:
-        rows, streams, skipped, usage_rows = anyio.run(
-            _requests, server.base_url, scale, advance, backend="asyncio"
-        )
+        measured = anyio.run(_requests, server.base_url, scale, advance, backend="asyncio")
         load = gateway_bench.QUICK if scale is QUICK else gateway_bench.FULL
         gateway_rows, gateway_skipped = gateway_bench.measure(server.base_url, load)
         advance("gateway overhead")
@@ -183,13 +218,16 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         machine=machine.describe(),
         lookup=lookup.rows(lookup_samples, scale.sizes),
         resolve=resolve.rows(resolve_samples, scale.sizes),
-        overhead=rows,
-        streaming=streams,
+        overhead=measured.overhead,
+        streaming=measured.streaming,
         import_ms=imports,
-        skipped=skipped,
+        skipped=measured.skipped,
         seconds=time.perf_counter() - start,
         default_stack=repr(Pipeline.default(registry=mock_target().registry())),
-        usage=usage_rows,
+        usage=measured.usage,
         gateway=gateway_rows,
         gateway_skipped=gateway_skipped,
+        short_streams=measured.short_streams,
+        layers=measured.layers,
+        breakdown=measured.breakdown,
     )
