@@ -13,7 +13,7 @@ error.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -99,7 +99,15 @@ class ProviderStream(Stream[ChatChunk]):
         )
         self._request = request
         self._response = response
-        self._bytes = response.aiter_bytes()
+        # The body as it arrives: straight from the transport's stream when it is not
+        # content-encoded (no decoder or re-chunking for httpx to run per read).
+        stream = response.stream
+        self._bytes: AsyncIterator[bytes] = (
+            stream.__aiter__()
+            if isinstance(stream, httpx.AsyncByteStream)
+            and "content-encoding" not in response.headers
+            else response.aiter_bytes()
+        )
         self._decoder = decoder
         self._pending: deque[ChatChunk] = deque()
         self._eof = False
@@ -164,7 +172,9 @@ class ProviderStream(Stream[ChatChunk]):
             return
         self._closed = True
         try:
-            await self._bytes.aclose()  # type: ignore[attr-defined]
+            close = getattr(self._bytes, "aclose", None)  # an async generator's
+            if close is not None:
+                await close()
         finally:
             await self._response.aclose()
 

@@ -29,6 +29,7 @@ from tests._loopback import loopback_server
 pytestmark = pytest.mark.anyio
 
 KEY = "sk-transport-test-0123456789"
+HI = [{"role": "user", "content": "hi"}]
 REPLY = json.dumps(
     {
         "id": "c",
@@ -42,14 +43,34 @@ REPLY = json.dumps(
 ).encode()
 
 
-def _reply(head: bytes) -> bytes:
-    """:data:`REPLY`, gzip-compressed when the path starts with ``/gzip``."""
+def _event(content: str, finish: str | None = None) -> bytes:
+    chunk = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+EVENTS = _event("Hello") + _event(", world") + _event("", "stop") + b"data: [DONE]\n\n"
+
+
+def _reply(head: bytes, request: bytes) -> bytes:
+    """:data:`REPLY`, or :data:`EVENTS` for a stream; gzip-compressed when the path
+    starts with ``/gzip``."""
     path = head.split(b" ", 2)[1]
-    body, encoding = REPLY, b""
+    streamed = json.loads(request).get("stream") is True
+    body = EVENTS if streamed else REPLY
+    kind = b"text/event-stream" if streamed else b"application/json"
+    encoding = b""
     if path.startswith(b"/gzip"):
-        body, encoding = gzip.compress(REPLY), b"content-encoding: gzip\r\n"
+        body, encoding = gzip.compress(body), b"content-encoding: gzip\r\n"
     return (
-        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-request-id: r-1\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-type: "
+        + kind
+        + b"\r\nx-request-id: r-1\r\n"
         + encoding
         + f"content-length: {len(body)}\r\n\r\n".encode()
         + body
@@ -76,8 +97,8 @@ async def recording_server(seen: list[tuple[bytes, bytes]]) -> AsyncIterator[int
                 while len(buffer) < length:
                     buffer += await stream.receive()
                 seen.append((head, buffer[:length]))
+                await stream.send(_reply(head, buffer[:length]))
                 buffer = buffer[length:]
-                await stream.send(_reply(head))
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     async with listener, anyio.create_task_group() as group:
@@ -225,3 +246,42 @@ async def test_the_pipeline_reads_a_compressed_answer_on_its_own_client(
     assert reply.choices[0].message.content == "ok"
     if anyio_backend == "asyncio":  # aiohttp asks for what it can decode
         assert b"accept-encoding: gzip" in seen[0][0].lower()
+
+
+@pytest.mark.parametrize("path", ["/v1", "/gzip/v1"])
+async def test_a_stream_arrives_whole_whether_or_not_it_is_compressed(path: str) -> None:
+    # Straight from the transport's stream when plain, through httpx's decoder when not.
+    seen: list[tuple[bytes, bytes]] = []
+    async with recording_server(seen) as port:
+        provider = OpenAICompatible(name="rec", base_url=f"http://127.0.0.1:{port}{path}")
+        async with Pipeline(registry=ProviderRegistry([provider])) as pipe:
+            stream = await pipe.acompletion(
+                "rec/m", [{"role": "user", "content": "hi"}], stream=True
+            )
+            async with stream:
+                text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream])
+    assert text == "Hello, world"
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+async def test_a_stream_from_an_injected_client_is_decoded_as_httpx_decodes_it(
+    encoded: bool,
+) -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        body = gzip.compress(EVENTS) if encoded else EVENTS
+        for i in range(0, len(body), 7):  # in small pieces, as a network delivers them
+            yield body[i : i + 7]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "text/event-stream"}
+        if encoded:
+            headers["content-encoding"] = "gzip"
+        return httpx.Response(200, headers=headers, content=parts())
+
+    provider = OpenAICompatible(name="rec", base_url="http://rec.invalid/v1")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        pipe = Pipeline(registry=ProviderRegistry([provider]), http_client=client)
+        stream = await pipe.acompletion("rec/m", [{"role": "user", "content": "hi"}], stream=True)
+        async with stream:
+            text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream])
+    assert text == "Hello, world"
