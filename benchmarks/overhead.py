@@ -10,6 +10,9 @@ default cache keeps) to the same target:
 - ``Pipeline.default()``: every standard middleware; the message differs on
   every request, so the cache always misses;
 - ``cache hit``: ``Pipeline.default()`` asked the same thing again;
+- ``Pipeline.default(logging=False)`` and ``cache hit, logging=False``
+  (in-process only): the same without the Logging layer, which shows what its
+  one structlog event per request costs;
 - ``aiohttp.ClientSession``: no httpx at all, over loopback only: the most
   this server and machine allow, so the others can be read against it.
 
@@ -116,8 +119,8 @@ async def pipeline_calls(target: Target, build: Build) -> AsyncIterator[Call]:
 
 
 @asynccontextmanager
-async def cache_hit_calls(target: Target) -> AsyncIterator[Call]:
-    async with pipeline_on(target, Pipeline.default) as pipe:
+async def cache_hit_calls(target: Target, build: Build = Pipeline.default) -> AsyncIterator[Call]:
+    async with pipeline_on(target, build) as pipe:
         same = messages(-1)
         await pipe.acompletion(MODEL, same, api_key=API_KEY, temperature=0)
         again = await pipe.acompletion(MODEL, same, api_key=API_KEY, temperature=0)
@@ -133,12 +136,20 @@ async def cache_hit_calls(target: Target) -> AsyncIterator[Call]:
 RAW = "raw httpx"
 DEFAULT = "Pipeline.default()"
 SESSION = "aiohttp.ClientSession"
+# The same stack without its Logging layer: what the one structlog event per request costs.
+UNLOGGED = "Pipeline.default(logging=False)"
+HIT = "cache hit"
+UNLOGGED_HIT = "cache hit, logging=False"
+
+_unlogged = partial(Pipeline.default, logging=False)
 
 VARIANTS: dict[str, Variant] = {
-    "raw httpx": raw_calls,
+    RAW: raw_calls,
     "Pipeline([])": partial(pipeline_calls, build=bare_pipeline),
-    "Pipeline.default()": partial(pipeline_calls, build=Pipeline.default),
-    "cache hit": cache_hit_calls,
+    DEFAULT: partial(pipeline_calls, build=Pipeline.default),
+    UNLOGGED: partial(pipeline_calls, build=_unlogged),
+    HIT: cache_hit_calls,
+    UNLOGGED_HIT: partial(cache_hit_calls, build=_unlogged),
     SESSION: session_calls,
 }
 

@@ -129,6 +129,9 @@ def overhead_section(results: Results) -> Section:
     notes = [f"Pipeline.default() measured here: {results.default_stack}."]
     for goal in analysis.goals(results)[:2]:
         notes.append(f"{goal.name}: {goal.measured} (target: {goal.limit}): {goal.verdict}.")
+    unlogged = analysis.without_logging(results.overhead)
+    if unlogged is not None:
+        notes.append(unlogged)
     notes.append(
         "`own` is the client a pipeline makes itself (the pipeline variants there are built "
         f"without http_client=), with {SESSION} beside it: the targets compare those two."
@@ -180,7 +183,8 @@ def goals_section(results: Results) -> Section:
         [
             "Medians of one run, variants interleaved; ratios are between rows measured side "
             "by side. The sections below hold every number, each middleware's own cost and the "
-            "profile by component."
+            "profile by component.",
+            *([unlogged] if (unlogged := analysis.without_logging(results.overhead)) else []),
         ],
     )
 

@@ -27,8 +27,11 @@ from benchmarks.fresh import run_rounds
 from benchmarks.lookup import LookupRow
 from benchmarks.overhead import (
     DEFAULT,
+    HIT,
     RAW,
     SESSION,
+    UNLOGGED,
+    UNLOGGED_HIT,
     VARIANTS,
     Load,
     OverheadRow,
@@ -90,17 +93,20 @@ class Results:
 
 
 # Where each variant runs. The cache hit never reaches a transport, so once is
-# enough; aiohttp's own client and litellm bring their own HTTP clients, so
-# each runs over loopback once: aiohttp's beside the client a pipeline makes
-# itself, the two the targets compare.
+# enough, and the stack without Logging once beside the stack with it;
+# aiohttp's own client and litellm bring their own HTTP clients, so each runs
+# over loopback once, beside the client a pipeline makes itself (the targets
+# compare Pipeline.default() there with aiohttp's).
 EVERYWHERE = ("mock", "httpx", "own", "aiohttp")
 WHERE: dict[str, tuple[str, ...]] = {
     RAW: EVERYWHERE,
     "Pipeline([])": EVERYWHERE,
     DEFAULT: EVERYWHERE,
-    "cache hit": ("mock",),
+    UNLOGGED: ("mock",),
+    HIT: ("mock",),
+    UNLOGGED_HIT: ("mock",),
     SESSION: ("own",),
-    compare.LITELLM: ("httpx",),
+    compare.LITELLM: ("own",),
 }
 
 
