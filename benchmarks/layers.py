@@ -29,7 +29,7 @@ import attrs
 
 import middlewares
 from benchmarks.interleave import interleaved
-from benchmarks.overhead import Call, Load, messages, sequential
+from benchmarks.overhead import Call, Load, messages, sequential, sequential_rounds
 from benchmarks.stats import summarize
 from benchmarks.targets import API_KEY, MODEL, MODEL_NAME, PROVIDER, mock_target
 from middlewares import Cache, Callbacks, ErrorMapping, Fallback, Logging, Retry
@@ -146,14 +146,7 @@ async def _in_place(stacks: dict[str, list[Middleware]], load: Load) -> dict[str
         }
         for call in calls.values():
             await sequential(call, 50, 0.0)
-        rounds = load.rounds
-        timed = await interleaved(
-            calls,
-            rounds,
-            lambda call: sequential(
-                call, -(-load.sequential_requests // rounds), load.sequential_seconds / rounds
-            ),
-        )
+        timed = await sequential_rounds(calls, load)
     return {
         name: summarize([x for tally in tallies for x in tally.latencies]).median
         for name, tallies in timed.items()

@@ -203,6 +203,18 @@ async def sequential(call: Call, requests: int, seconds: float) -> Tally:
     return Tally(latencies, time.perf_counter() - start)
 
 
+async def sequential_rounds(calls: Mapping[str, Call], load: Load) -> dict[str, list[Tally]]:
+    """Each call's :func:`sequential` run, interleaved over ``load.rounds`` rounds."""
+    rounds = load.rounds
+    return await interleaved(
+        calls,
+        rounds,
+        lambda call: sequential(
+            call, -(-load.sequential_requests // rounds), load.sequential_seconds / rounds
+        ),
+    )
+
+
 async def concurrent(call: Call, workers: int, seconds: float) -> Tally:
     """``workers`` tasks sending one request after another for ``seconds``."""
     latencies: list[float] = []
@@ -236,13 +248,7 @@ async def measure_target(
         rounds = load.rounds
         for call in calls.values():
             await sequential(call, 20, 0.0)  # warm up: a connection, first-use costs
-        alone = await interleaved(
-            calls,
-            rounds,
-            lambda call: sequential(
-                call, -(-load.sequential_requests // rounds), load.sequential_seconds / rounds
-            ),
-        )
+        alone = await sequential_rounds(calls, load)
         # Concurrent last: once a run has filled httpx's pool with idle
         # connections, every later request pays for checking them.
         for call in calls.values():

@@ -63,6 +63,15 @@ def stream_events(model: str, chunks: int = STREAM_CHUNKS) -> list[bytes]:
     return [*events, b"data: [DONE]\n\n"]
 
 
+def streams(model: str) -> dict[int, list[bytes]]:
+    """The events of each stream a target sends, by length: ``model``'s long one
+    and :data:`SHORT_MODEL`'s short one."""
+    return {
+        STREAM_CHUNKS: stream_events(model),
+        SHORT_STREAM_CHUNKS: stream_events(SHORT_MODEL, SHORT_STREAM_CHUNKS),
+    }
+
+
 def stream_length(body: bytes) -> int | None:
     """How many chunks a chat request body asks to be streamed; None: no stream."""
     data = json.loads(body or b"{}")

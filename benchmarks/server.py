@@ -21,21 +21,11 @@ from types import TracebackType
 from aiohttp import web
 
 from benchmarks.fresh import ROOT
-from benchmarks.replies import (
-    SHORT_MODEL,
-    SHORT_STREAM_CHUNKS,
-    STREAM_CHUNKS,
-    completion_body,
-    stream_events,
-    stream_length,
-)
+from benchmarks.replies import completion_body, stream_length, streams
 
 MODEL = "bench-model"
 COMPLETION = completion_body(MODEL)
-EVENTS = {
-    STREAM_CHUNKS: stream_events(MODEL),
-    SHORT_STREAM_CHUNKS: stream_events(SHORT_MODEL, SHORT_STREAM_CHUNKS),
-}
+EVENTS = streams(MODEL)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

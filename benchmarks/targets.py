@@ -20,14 +20,7 @@ import attrs
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from benchmarks.replies import (
-    SHORT_MODEL,
-    SHORT_STREAM_CHUNKS,
-    STREAM_CHUNKS,
-    completion_body,
-    stream_events,
-    stream_length,
-)
+from benchmarks.replies import SHORT_MODEL, completion_body, stream_length, streams
 from pipeline._clients import default_client
 from providers import OpenAICompatible, ProviderRegistry
 
@@ -39,10 +32,7 @@ API_KEY = "sk-bench-0000000000000000"  # given per call, as a user would
 MOCK_BASE_URL = "http://bench.invalid/v1"
 
 _COMPLETION = completion_body(MODEL_NAME)
-_EVENTS = {
-    STREAM_CHUNKS: stream_events(MODEL_NAME),
-    SHORT_STREAM_CHUNKS: stream_events(SHORT_MODEL, SHORT_STREAM_CHUNKS),
-}
+_EVENTS = streams(MODEL_NAME)
 _JSON = {"content-type": "application/json"}
 _SSE = {"content-type": "text/event-stream"}
 

@@ -49,7 +49,8 @@ def make_transport(name: str, **limits: int) -> httpx.AsyncBaseTransport:
     return httpx.AsyncHTTPTransport(limits=pool)
 
 
-def _event(content: str, finish: str | None = None) -> bytes:
+def sse_event(content: str, finish: str | None = None) -> bytes:
+    """One OpenAI-style chunk as an SSE ``data:`` event."""
     chunk = {
         "id": "chatcmpl-l",
         "object": "chat.completion.chunk",
@@ -73,7 +74,7 @@ def response(status: str, body: bytes, content_type: str = "application/json") -
 STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 )
-GOOD_CHUNK = chunk(_event("hello"))
+GOOD_CHUNK = chunk(sse_event("hello"))
 COMPLETION = json.dumps(
     {
         "id": "chatcmpl-l",
@@ -88,7 +89,7 @@ COMPLETION = json.dumps(
 STREAM = (
     STREAM_HEAD
     + GOOD_CHUNK
-    + chunk(_event("", "stop"))
+    + chunk(sse_event("", "stop"))
     + chunk(b"data: [DONE]\n\n")
     + b"0\r\n\r\n"
 )
@@ -181,5 +182,6 @@ async def loopback_server() -> AsyncIterator[int]:
 
 
 def local_registry(port: int) -> ProviderRegistry:
-    return ProviderRegistry([OpenAICompatible(name="local", base_url=f"http://127.0.0.1:{port}/v1")])
-
+    return ProviderRegistry(
+        [OpenAICompatible(name="local", base_url=f"http://127.0.0.1:{port}/v1")]
+    )

@@ -24,7 +24,7 @@ import pytest
 from pipeline import Pipeline
 from pipeline._aiohttp_transport import AiohttpTransport
 from providers import OpenAICompatible, ProviderRegistry
-from tests._loopback import loopback_server
+from tests._loopback import loopback_server, sse_event
 
 pytestmark = pytest.mark.anyio
 
@@ -43,18 +43,7 @@ REPLY = json.dumps(
 ).encode()
 
 
-def _event(content: str, finish: str | None = None) -> bytes:
-    chunk = {
-        "id": "c",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "m",
-        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}],
-    }
-    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-
-EVENTS = _event("Hello") + _event(", world") + _event("", "stop") + b"data: [DONE]\n\n"
+EVENTS = sse_event("Hello") + sse_event(", world") + sse_event("", "stop") + b"data: [DONE]\n\n"
 
 
 def _reply(head: bytes, request: bytes) -> bytes:
