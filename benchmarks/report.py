@@ -279,9 +279,7 @@ def breakdown_section(results: Results) -> Section:
         "Where the time goes: profiled µs per request (Python calls per request), by component",
         ["component", *variants],
         rows,
-        [breakdown.__doc__.split("\n\n")[1].replace("\n", " ")]
-        if rows and breakdown.__doc__
-        else [],
+        [breakdown.NOTE] if rows else [],
     )
 
 
