@@ -24,11 +24,12 @@ def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
 
 @attrs.frozen
 class Attempt:
-    """One try at one provider: what Retry and Fallback record."""
+    """One try at one provider: what Retry, Fallback and Router record."""
 
     provider: str
     model: str
     error: str | None = None  # the error's class name, or None for the success
+    deployment: str | None = None  # the router's deployment name, when one was chosen
 
 
 @attrs.define(kw_only=True)

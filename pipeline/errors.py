@@ -7,6 +7,7 @@ Every error dispatchline raises is a :class:`DispatchError`::
     ├── UnsupportedEndpointError       provider lacks the endpoint (before any I/O)
     ├── InvalidRequestError            bad input found before any I/O
     ├── SyncInEventLoopError           a sync call made inside a running event loop
+    ├── BudgetExceededError            a budget's scope has spent its limit (before any I/O)
     ├── ProviderResponseError          a provider body the adapter cannot parse
     ├── APIConnectionError             transport failure (retryable)
     │   └── TimeoutError               connect/read/write/pool timeout (retryable)
@@ -44,6 +45,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
     "DispatchError",
@@ -136,6 +138,28 @@ class InvalidRequestError(DispatchError):
 
 class SyncInEventLoopError(DispatchError):
     """A blocking (sync) call was made from inside a running event loop."""
+
+
+class BudgetExceededError(DispatchError):
+    """A budget's ``scope`` has spent ``spent`` of its ``limit`` (USD) in the period
+    that ends at ``resets_at`` (epoch seconds, or None for a rolling window).
+    Inside a Router it means "skip this deployment"."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str,
+        spent: float,
+        limit: float,
+        resets_at: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.scope = scope
+        self.spent = spent
+        self.limit = limit
+        self.resets_at = resets_at
 
 
 class ProviderResponseError(DispatchError):
