@@ -85,8 +85,8 @@ class Policy:
     """What a State enforces for one deployment: plain numbers, one per field.
 
     ``min_requests == 0`` means no breaker. ``decay`` is the latency
-    estimate's time constant (seconds); ``default_latency`` the estimate a
-    deployment starts with (it decays like any other).
+    estimate's time constant (seconds); a deployment with no sample yet has
+    an estimate of 0.
     """
 
     rpm: int | None = None
@@ -98,7 +98,6 @@ class Policy:
     cooldown: float = 30.0
     breaker_window: float = 60.0
     decay: float = 10.0
-    default_latency: float = 1.0
 
 
 @attrs.frozen
@@ -224,7 +223,7 @@ class _Record:
         self.outcomes = _Window(policy.breaker_window)  # requests, failures
         self.open_until: float | None = None
         self.probing = False
-        self.estimate = policy.default_latency
+        self.estimate = 0.0
         self.estimated_at = now
         self.sampled = False
 

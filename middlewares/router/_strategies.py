@@ -36,6 +36,7 @@ __all__ = [
     "strategy_named",
 ]
 
+_UNKNOWN_BUSY = 1e9  # the load of a deployment with no estimate and a call out
 # Completion tokens the cost strategy assumes when a call gives no max_tokens.
 ASSUMED_COMPLETION_TOKENS = 256
 
@@ -61,8 +62,13 @@ class Context:
         return self.state.latency(key, self.policies[key], self.now)
 
     def load(self, deployment: Deployment) -> float:
-        """tower's peak-EWMA load: the latency estimate times (in flight + 1)."""
-        return self.latency(deployment) * (self.in_flight(deployment) + 1)
+        """Peak-EWMA load: the latency estimate times (in flight + 1). A deployment
+        with no estimate yet is the most attractive while idle and the least
+        while its first call is out (Finagle's rule), so each is tried once soon."""
+        latency, pending = self.latency(deployment), self.in_flight(deployment)
+        if latency == 0.0:
+            return _UNKNOWN_BUSY + pending if pending else 0.0
+        return latency * (pending + 1)
 
 
 class Strategy(Protocol):
