@@ -1,4 +1,4 @@
-"""Router test plumbing: a scripted terminal per deployment, requests built as a pipeline builds them."""
+"""Router test plumbing: a scripted terminal per deployment, requests built as pipelines do."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class Terminal:
                 provider=request.provider,
                 model=request.model,
             )
-        return reply  # type: ignore[return-value]
+        return reply
 
 
 def build(router: Router, model: str = "g", messages: Iterable[Any] = HI, **params: Any) -> Request:

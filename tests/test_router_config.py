@@ -51,7 +51,10 @@ D = Deployment
         (lambda: D("no-slash"), "'provider/model'"),
         (lambda: D("a/m", rpm=0), "rpm must be a positive int"),
         (lambda: D("a/m", tpm=-5), "tpm must be a positive int"),
-        (lambda: D("a/m", max_concurrency=1.5), "max_concurrency must be a positive int"),
+        (
+            lambda: D("a/m", max_concurrency=1.5),  # type: ignore[arg-type]
+            "max_concurrency must be a positive int",
+        ),
         (lambda: D("a/m", input_cost_per_token=-1.0), "input_cost_per_token must be >= 0"),
         (lambda: CircuitBreaker(min_requests=0), "min_requests must be an int >= 1"),
         (lambda: CircuitBreaker(failure_ratio=1.5), "failure_ratio is at most 1"),

@@ -49,6 +49,7 @@ async def test_rpm_is_never_exceeded_over_any_window_and_says_when_a_slot_frees(
         await state.release(await take(state, policy, t), "success", t)
     refused = await state.acquire("d", policy, 1, 30.0)
     assert (refused.ok, refused.reason) == (False, "rpm")
+    assert refused.retry_after is not None
     step = 60.0 / WINDOW_STEPS
     # The call at 0.5 leaves the window once its whole bucket is more than a window old.
     assert refused.retry_after == pytest.approx(61 * step - 30.0)

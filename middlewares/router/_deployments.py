@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from middlewares.router._rules import tag_set
 from pipeline import Request, Secret, errors
 
 __all__ = ["Deployment", "Group", "Tier", "build_groups"]
@@ -81,7 +82,7 @@ class Deployment:
     max_input_tokens: int | None = attrs.field(
         default=None, validator=_positive_int("max_input_tokens")
     )
-    tags: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    tags: frozenset[str] = attrs.field(default=frozenset(), converter=tag_set)
     input_cost_per_token: float | None = attrs.field(default=None, validator=_price)
     output_cost_per_token: float | None = attrs.field(default=None, validator=_price)
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-__all__ = ["RoutingRule", "first_match"]
+__all__ = ["RoutingRule", "first_match", "tag_set"]
+
+
+def tag_set(tags: Iterable[str]) -> frozenset[str]:
+    if isinstance(tags, str):
+        raise ValueError(f"tags is a collection of strings, got the string {tags!r}")
+    return frozenset(tags)
 
 
 def _bound(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -41,7 +47,7 @@ class RoutingRule:
     model: str = "*"
     max_tokens: int | None = attrs.field(default=None, validator=_bound)
     max_temperature: float | None = attrs.field(default=None, validator=_bound)
-    tags: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    tags: frozenset[str] = attrs.field(default=frozenset(), converter=tag_set)
     _pattern: re.Pattern[str] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
