@@ -422,11 +422,16 @@ class Router:
             return failures[0]
         if failures:
             each = "; ".join(f"{a.deployment}: {a.error}" for a in run.path if a.error is not None)
+            exhausted = calls_for_failover(failures[-1])
             error: errors.DispatchError = errors.FallbackError(
-                f"every deployment tried for {group!r} failed: {each}",
+                f"every deployment tried for {group!r} failed: {each}"
+                if exhausted
+                else f"failover in {group!r} stopped: {each}",
                 failures,
                 provider=ROUTED,
                 model=group,
+                # The group is spent, not the request: an outer Fallback moves on.
+                retryable=exhausted,
             )
         elif refusal.capacity:
             error = errors.RateLimitError(
