@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import analysis
+from benchmarks import analysis, routing
 from benchmarks.run import Results
 from benchmarks.stats import Summary
 
@@ -97,5 +97,6 @@ def to_json(results: Results) -> dict[str, Any]:
             for row in results.streaming
         ],
         "import_ms": analysis.import_ms(results),
+        "routing": routing.to_json(results.routing),
         "skipped": results.skipped,
     }

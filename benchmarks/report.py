@@ -8,7 +8,7 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import analysis
+from benchmarks import analysis, routing
 from benchmarks.importtime import BARE
 from benchmarks.overhead import DEFAULT, RAW
 from benchmarks.run import Results
@@ -213,6 +213,7 @@ def sections(results: Results) -> list[Section]:
         overhead_section(results),
         transport_section(results),
         streaming_section(results),
+        Section(*routing.table(results.routing)),
         import_section(results),
     ]
 

@@ -11,7 +11,7 @@ import anyio
 import attrs
 import structlog
 
-from benchmarks import compare, importtime, lookup, machine, resolve
+from benchmarks import compare, importtime, lookup, machine, resolve, routing
 from benchmarks.fresh import run_rounds
 from benchmarks.lookup import LookupRow
 from benchmarks.overhead import (
@@ -62,6 +62,7 @@ class Results:
     overhead: list[OverheadRow]
     streaming: list[StreamRow]
     import_ms: dict[str, Summary]
+    routing: routing.RoutingResults
     skipped: list[str]
     seconds: float
     default_stack: str  # repr(Pipeline.default()): which middlewares were measured
@@ -100,7 +101,8 @@ def all_variants() -> Variants:
 
 def steps(scale: Scale) -> int:
     targets = all_targets("http://127.0.0.1:1/v1")
-    return 2 * scale.rounds + len(targets) + len(stream_targets(targets)) + scale.import_runs
+    sections = len(targets) + len(stream_targets(targets)) + 1  # + routing
+    return 2 * scale.rounds + sections + scale.import_runs
 
 
 @contextmanager
@@ -148,6 +150,12 @@ async def _requests(
     return rows, streams, skipped
 
 
+async def _routing(scale: Scale, advance: Advance) -> routing.RoutingResults:
+    measured = await routing.measure(scale.load, scale.repeats)
+    advance("routing")
+    return measured
+
+
 def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
     start = time.perf_counter()
     config = {
@@ -161,6 +169,7 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         rows, streams, skipped = anyio.run(
             _requests, server.base_url, scale, advance, backend="asyncio"
         )
+        routed = anyio.run(_routing, scale, advance, backend="asyncio")
     imports = importtime.measure(scale.import_runs, lambda: advance("import time run"))
     return Results(
         scale=scale.name,
@@ -171,6 +180,7 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         overhead=rows,
         streaming=streams,
         import_ms=imports,
+        routing=routed,
         skipped=skipped,
         seconds=time.perf_counter() - start,
         default_stack=repr(Pipeline.default(registry=mock_target().registry())),

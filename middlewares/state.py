@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import attrs
 
@@ -100,8 +100,7 @@ class Policy:
     decay: float = 10.0
 
 
-@attrs.frozen
-class Grant:
+class Grant(NamedTuple):
     """The answer to :meth:`State.acquire`: a slot (``ok``) or a refusal.
 
     A granted one is handed back to :meth:`State.release` exactly once.
@@ -163,15 +162,15 @@ class _Window:
         self.first = 0
         self.second = 0
 
-    def index(self, now: float) -> int:
-        return int(now // self.step)
-
-    def evict(self, index: int) -> None:
+    def roll(self, now: float) -> int:
+        """The current bucket's index, once the buckets that left the window are dropped."""
+        index = int(now // self.step)
         buckets = self.buckets
         while buckets and buckets[0][0] < index - WINDOW_STEPS:
             gone = buckets.popleft()
             self.first -= gone[1]
             self.second -= gone[2]
+        return index
 
     def add(self, index: int, first: int, second: int) -> None:
         buckets = self.buckets
@@ -255,7 +254,7 @@ class MemoryState:
         return record
 
     async def acquire(self, key: str, policy: Policy, cost: int, now: float) -> Grant:
-        record = self._record(key, policy, now)
+        record = self._records.get(key) or self._record(key, policy, now)
         probe = False
         if record.open_until is not None:
             if now < record.open_until:
@@ -269,8 +268,7 @@ class MemoryState:
         if limit is not None and record.in_flight >= limit:
             return Grant(key, policy, False, reason="concurrency", retry_after=SHORT_WAIT)
         usage = record.usage
-        index = usage.index(now)
-        usage.evict(index)
+        index = usage.roll(now)
         rpm, tpm = policy.rpm, policy.tpm
         if rpm is not None and usage.first + 1 > rpm:
             wait = usage.wait(now, usage.first, rpm, 1, 1)
@@ -296,8 +294,9 @@ class MemoryState:
         latency: float | None = None,
     ) -> None:
         policy = grant.policy
-        record = self._record(grant.key, policy, now)
-        record.in_flight = max(record.in_flight - 1, 0)
+        record = self._records.get(grant.key) or self._record(grant.key, policy, now)
+        if record.in_flight:
+            record.in_flight -= 1
         if tokens is not None and tokens != grant.cost:
             record.usage.adjust(grant.bucket, tokens - grant.cost)
         if latency is not None:
@@ -313,10 +312,8 @@ class MemoryState:
             record.open_until = None if outcome == "success" else reopen
             return
         outcomes = record.outcomes
-        index = outcomes.index(now)
-        outcomes.evict(index)
         failed = outcome == "failure"
-        outcomes.add(index, 1, int(failed))
+        outcomes.add(outcomes.roll(now), 1, int(failed))
         if not failed:
             return
         if record.open_until is not None:
@@ -333,11 +330,11 @@ class MemoryState:
         """Peak-EWMA: the first sample, or one above the (decayed) estimate,
         replaces it; one below pulls it down by how long it has been since the
         last sample."""
-        current = _decayed(record, policy, now)
+        weight = math.exp(-max(now - record.estimated_at, 0.0) / policy.decay)
+        current = record.estimate * weight  # decayed towards 0 while idle
         if sample >= current or not record.sampled:
             record.estimate = sample
         else:
-            weight = math.exp(-max(now - record.estimated_at, 0.0) / policy.decay)
             record.estimate = current * weight + sample * (1.0 - weight)
         record.estimated_at = now
         record.sampled = True
@@ -352,7 +349,7 @@ class MemoryState:
     def view(self, key: str, policy: Policy, now: float) -> DeploymentState:
         record = self._record(key, policy, now)
         usage = record.usage
-        usage.evict(usage.index(now))
+        usage.roll(now)
         until = record.open_until
         breaker: BreakerState = (
             "closed" if until is None else "open" if now < until else "half_open"

@@ -60,18 +60,27 @@ class _Refusal:
     reasons: list[str] = attrs.Factory(list)
     capacity: bool = False  # some deployment was refused for capacity (not only too small)
 
+    def refused(self, name: str, grant: Grant) -> None:
+        self.capacity = True
+        self.reasons.append(f"{name}: {grant.reason}")
+        after = grant.retry_after
+        if after is not None and (self.retry_after is None or after < self.retry_after):
+            self.retry_after = after
 
-@attrs.define
+
 class _Run:
     """One request's progress through its group."""
 
-    group: Group
-    request: Request
-    context: Context
-    excluded: set[str] = attrs.Factory(set)
-    path: list[Attempt] = attrs.Factory(list)
-    failures: list[Exception] = attrs.Factory(list)
-    floor: int = 0  # after a context-window error: only larger windows
+    __slots__ = ("context", "excluded", "failures", "floor", "group", "path", "request")
+
+    def __init__(self, group: Group, request: Request, context: Context) -> None:
+        self.group = group
+        self.request = request
+        self.context = context
+        self.excluded: set[str] = set()
+        self.path: list[Attempt] = []
+        self.failures: list[Exception] = []
+        self.floor = 0  # after a context-window error: only larger windows
 
 
 class Router:
@@ -190,10 +199,12 @@ class Router:
         return None
 
     def _target(self, request: Request) -> Group | tuple[str, str]:
-        rule = (
-            first_match(self._rules, request.model, request.params, request.options.get("metadata"))
-            if self._rules
-            else None
+        if not self._rules:
+            group = self._groups.get(request.model)
+            if group is not None:
+                return group
+        rule = first_match(
+            self._rules, request.model, request.params, request.options.get("metadata")
         )
         name = rule.target if rule is not None else request.model
         group = self._groups.get(name)
@@ -225,16 +236,15 @@ class Router:
             )
         tokens = estimate_tokens(request, self._count)
         context = Context(request, tokens, self._clock(), self._rng, self._state, self._policies)
-        return await self._route(_Run(target, request, context), call_next)
-
-    async def _route(self, run: _Run, call_next: Handler) -> Result:
-        hedge = (
-            self._hedge if self._hedge is not None and self._hedge.applies_to(run.request) else None
-        )
+        run = _Run(target, request, context)
+        hedge = self._hedge
         if hedge is not None:
-            hedge.budget.deposit()
+            if hedge.applies_to(request):
+                hedge.budget.deposit()
+            else:
+                hedge = None
         tries, waited = 0, 0.0
-        refusal = _Refusal()
+        refusal: _Refusal | None = None
         while tries < self._max_attempts:
             picked = await self._pick(run, run.excluded)
             if isinstance(picked, _Refusal):
@@ -245,14 +255,20 @@ class Router:
                 wait = max(wait, 0.001)
                 await self._sleep(wait)
                 waited += wait
-                run.context.now = self._clock()
+                context.now = self._clock()
                 continue
             deployment, grant = picked
-            delay = self._hedge_delay(hedge, deployment)
-            if hedge is not None and delay is not None:
-                result = await self._race(run, picked, call_next, hedge, delay)
+            delay = None if hedge is None else self._hedge_delay(hedge, deployment)
+            if delay is not None:
+                result = await self._race(run, picked, call_next, hedge, delay)  # type: ignore[arg-type]
             else:
-                result = await self._try(run, deployment, grant, call_next)
+                try:
+                    result = await self._call(deployment, grant, request, call_next)
+                except Exception as exc:
+                    self._failed_on(run, deployment, exc)
+                    result = None
+                else:
+                    run.path.extend(_attempts(deployment, result))
             if result is not None:
                 record(result, run.path)
                 return result
@@ -261,19 +277,7 @@ class Router:
                 tries += 1
             if not calls_for_failover(error):
                 break
-        raise self._failed(run, refusal)
-
-    async def _try(
-        self, run: _Run, deployment: Deployment, grant: Grant, call_next: Handler
-    ) -> Result | None:
-        """One call to one deployment; a failure is recorded on ``run`` (then None)."""
-        try:
-            result = await self._call(deployment, grant, run.request, call_next)
-        except Exception as exc:
-            self._failed_on(run, deployment, exc)
-            return None
-        run.path.extend(_attempts(deployment, result))
-        return result
+        raise self._failed(run, refusal or _Refusal())
 
     def _failed_on(self, run: _Run, deployment: Deployment, exc: Exception) -> None:
         run.excluded.add(deployment.name or deployment.target)
@@ -286,8 +290,9 @@ class Router:
     async def _pick(self, run: _Run, excluded: set[str]) -> _Pick | _Refusal:
         """The best available deployment, its slot taken; or why none is."""
         context = run.context
-        prompt, cost, floor = context.tokens.prompt, context.tokens.total, run.floor
-        refusal = _Refusal()
+        prompt, completion = context.tokens
+        cost, floor = prompt + completion, run.floor
+        refusal: _Refusal | None = None  # made only when something is refused
         acquire, policies = self._state.acquire, self._policies
         for tier in run.group.tiers:
             for deployment in self._strategy.order(tier, context):
@@ -297,19 +302,15 @@ class Router:
                 window = deployment.max_input_tokens
                 if window is not None and (prompt > window or (floor and window <= floor)):
                     excluded.add(name)
+                    refusal = refusal or _Refusal()
                     refusal.reasons.append(f"{name}: context window {window}")
                     continue
                 grant = await acquire(name, policies[name], cost, context.now)
                 if grant.ok:
                     return deployment, grant
-                refusal.capacity = True
-                refusal.reasons.append(f"{name}: {grant.reason}")
-                after = grant.retry_after
-                if after is not None and (
-                    refusal.retry_after is None or after < refusal.retry_after
-                ):
-                    refusal.retry_after = after
-        return refusal
+                refusal = refusal or _Refusal()
+                refusal.refused(name, grant)
+        return refusal or _Refusal()
 
     async def _call(
         self, deployment: Deployment, grant: Grant, request: Request, call_next: Handler
@@ -323,13 +324,14 @@ class Router:
         except BaseException as exc:
             await self._release_failed(grant, exc, clock() - started)
             raise
-        elapsed = clock() - started
+        ended = clock()
+        elapsed = ended - started
         if self._latencies is not None:
             self._latencies.add(grant.key, elapsed)
         if isinstance(result, Stream):
             return self._watch(result, grant, elapsed)
         await self._state.release(
-            grant, "success", clock(), tokens=used_tokens(result), latency=elapsed
+            grant, "success", ended, tokens=used_tokens(result), latency=elapsed
         )
         return result
 
@@ -368,9 +370,7 @@ class Router:
 
     # -- hedging ------------------------------------------------------------
 
-    def _hedge_delay(self, hedge: Hedge | None, deployment: Deployment) -> float | None:
-        if hedge is None:
-            return None
+    def _hedge_delay(self, hedge: Hedge, deployment: Deployment) -> float | None:
         if hedge.after != "p95":
             return hedge.after
         assert self._latencies is not None

@@ -17,8 +17,6 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
-import attrs
-
 from middlewares.router._deployments import Deployment, Tier
 from middlewares.router._tokens import Estimate
 from middlewares.state import Policy, State
@@ -41,16 +39,27 @@ _UNKNOWN_BUSY = 1e9  # the load of a deployment with no estimate and a call out
 ASSUMED_COMPLETION_TOKENS = 256
 
 
-@attrs.define(slots=True)
 class Context:
-    """What a strategy may consult for one request."""
+    """What a strategy may consult for one request: the ``request``, its
+    estimated ``tokens``, the router's clock reading ``now`` and its ``rng``."""
 
-    request: Request
-    tokens: Estimate
-    now: float
-    rng: random.Random
-    state: State
-    policies: dict[str, Policy]
+    __slots__ = ("now", "policies", "request", "rng", "state", "tokens")
+
+    def __init__(
+        self,
+        request: Request,
+        tokens: Estimate,
+        now: float,
+        rng: random.Random,
+        state: State,
+        policies: dict[str, Policy],
+    ) -> None:
+        self.request = request
+        self.tokens = tokens
+        self.now = now
+        self.rng = rng
+        self.state = state
+        self.policies = policies
 
     def in_flight(self, deployment: Deployment) -> int:
         """Calls now in flight on ``deployment`` (this process's view)."""

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from pipeline import Request, Result
 
@@ -27,8 +25,7 @@ PER_MESSAGE = 4  # role and separators
 PER_PART = 256  # an image or audio part: a rough flat charge
 
 
-@attrs.frozen
-class Estimate:
+class Estimate(NamedTuple):
     prompt: int  # tokens in the prompt (messages, tools, input)
     completion: int  # the call's max_tokens, or 0 when it gave none
 
