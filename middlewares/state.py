@@ -256,11 +256,10 @@ class MemoryState:
     async def acquire(self, key: str, policy: Policy, cost: int, now: float) -> Grant:
         record = self._records.get(key) or self._record(key, policy, now)
         probe = False
-        if record.open_until is not None:
-            if now < record.open_until:
-                return Grant(
-                    key, policy, False, reason="breaker", retry_after=record.open_until - now
-                )
+        until = record.open_until
+        if until is not None:
+            if now < until:
+                return Grant(key, policy, False, reason="breaker", retry_after=until - now)
             if record.probing:
                 return Grant(key, policy, False, reason="breaker", retry_after=SHORT_WAIT)
             probe = True
@@ -281,7 +280,7 @@ class MemoryState:
         usage.add(index, 1, cost)
         if probe:
             record.probing = True
-        return Grant(key, policy, True, cost=cost, bucket=index, probe=probe)
+        return Grant(key, policy, True, cost, index, probe)
 
     async def release(
         self,
@@ -293,29 +292,42 @@ class MemoryState:
         retry_after: float | None = None,
         latency: float | None = None,
     ) -> None:
-        policy = grant.policy
-        record = self._records.get(grant.key) or self._record(grant.key, policy, now)
+        key, policy = grant.key, grant.policy
+        record = self._records.get(key) or self._record(key, policy, now)
         if record.in_flight:
             record.in_flight -= 1
         if tokens is not None and tokens != grant.cost:
             record.usage.adjust(grant.bucket, tokens - grant.cost)
         if latency is not None:
-            self._observe(record, policy, latency, now)
-        if outcome == "ignored" or policy.min_requests == 0:
+            # Peak-EWMA: the first sample, or one above the estimate (decayed
+            # towards 0 while idle), replaces it; one below pulls it down by how
+            # long it has been since the last sample.
+            weight = math.exp((record.estimated_at - now) / policy.decay)
+            current = record.estimate * weight
+            if latency >= current or not record.sampled:
+                record.estimate = latency
+                record.sampled = True
+            else:
+                record.estimate = current * weight + latency * (1.0 - weight)
+            record.estimated_at = now
+        if policy.min_requests == 0:
+            return
+        if outcome == "ignored":
             if grant.probe:
                 record.probing = False
             return
-        reopen = now + max(policy.cooldown, retry_after or 0.0)
         if grant.probe:
             record.probing = False
             record.outcomes.clear()
+            reopen = now + max(policy.cooldown, retry_after or 0.0)
             record.open_until = None if outcome == "success" else reopen
             return
         outcomes = record.outcomes
         failed = outcome == "failure"
-        outcomes.add(outcomes.roll(now), 1, int(failed))
+        outcomes.add(outcomes.roll(now), 1, failed)
         if not failed:
             return
+        reopen = now + max(policy.cooldown, retry_after or 0.0)
         if record.open_until is not None:
             record.open_until = max(record.open_until, reopen)
         elif (
@@ -324,20 +336,6 @@ class MemoryState:
         ):
             record.open_until = reopen
             outcomes.clear()
-
-    @staticmethod
-    def _observe(record: _Record, policy: Policy, sample: float, now: float) -> None:
-        """Peak-EWMA: the first sample, or one above the (decayed) estimate,
-        replaces it; one below pulls it down by how long it has been since the
-        last sample."""
-        weight = math.exp(-max(now - record.estimated_at, 0.0) / policy.decay)
-        current = record.estimate * weight  # decayed towards 0 while idle
-        if sample >= current or not record.sampled:
-            record.estimate = sample
-        else:
-            record.estimate = current * weight + sample * (1.0 - weight)
-        record.estimated_at = now
-        record.sampled = True
 
     def in_flight(self, key: str) -> int:
         record = self._records.get(key)
