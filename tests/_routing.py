@@ -7,12 +7,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import anyio
+
 from middlewares.router import Router
 from pipeline import ChatResponse, Choice, Message, Pipeline, Request, Result, Usage
 from providers import ProviderRegistry
 from tests._scripted_replies import HI, FakeClock, Sleeps
 
-__all__ = ["HI", "FakeClock", "Sleeps", "Terminal", "answer", "build", "timed"]
+__all__ = ["HI", "FakeClock", "Sleeps", "Terminal", "answer", "build", "held", "timed"]
 
 
 def answer(text: str = "ok", total_tokens: int = 10) -> ChatResponse:
@@ -72,6 +74,16 @@ def build(router: Router, model: str = "g", messages: Iterable[Any] = HI, **para
     pipe = Pipeline([router], registry=ProviderRegistry())
     metadata = params.pop("metadata", None)
     return pipe.request("chat", model, messages=list(messages), params=params, metadata=metadata)
+
+
+def held(gate: anyio.Event, text: str = "ok") -> Callable[[Request], Any]:
+    """A reply that waits for ``gate`` (a call kept in flight), then answers ``text``."""
+
+    async def respond(request: Request) -> Any:
+        await gate.wait()
+        return answer(text)
+
+    return respond
 
 
 def timed(clock: FakeClock, seconds: float, reply: Reply) -> Callable[[Request], Any]:

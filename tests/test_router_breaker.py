@@ -12,7 +12,7 @@ import pytest
 from middlewares import CircuitBreaker, Deployment, Router
 from middlewares.router import NO_CAPACITY
 from pipeline import errors
-from tests._routing import FakeClock, Terminal, answer, build
+from tests._routing import FakeClock, Terminal, answer, build, held
 
 pytestmark = pytest.mark.anyio
 
@@ -128,12 +128,7 @@ async def test_half_open_lets_exactly_one_probe_through() -> None:
         await router(build(router), terminal)
     clock.now += 30.0
     gate = anyio.Event()
-
-    async def probe(request: Any) -> Any:
-        await gate.wait()
-        return answer()
-
-    terminal.scripts["a/m"] = probe
+    terminal.scripts["a/m"] = held(gate)
     async with anyio.create_task_group() as group:
         group.start_soon(router, build(router), terminal)
         await anyio.wait_all_tasks_blocked()

@@ -14,7 +14,7 @@ import pytest
 from middlewares import Deployment, ErrorMapping, Hedge, Router
 from middlewares.retry import RetryBudget
 from pipeline import Attempt, Pipeline
-from tests._routing import HI, FakeClock, Sleeps, Terminal, answer, build, timed
+from tests._routing import HI, FakeClock, Sleeps, Terminal, answer, build, held, timed
 from tests._scripted_replies import chat_ok, registry, sse
 
 pytestmark = pytest.mark.anyio
@@ -101,14 +101,6 @@ async def held_until_released(
     return results[0]
 
 
-def primary_held(gate: anyio.Event) -> Any:
-    async def held(request: Any) -> Any:
-        await gate.wait()
-        return answer("primary")
-
-    return held
-
-
 async def test_hedges_respect_their_budget() -> None:
     clock = FakeClock()
     budget = RetryBudget(0.5, min_per_second=0.0, clock=clock)
@@ -116,7 +108,7 @@ async def test_hedges_respect_their_budget() -> None:
     winners = []
     for _ in range(4):
         gate = anyio.Event()
-        terminal = Terminal(a__m=primary_held(gate), b__m=answer("hedge"))
+        terminal = Terminal(a__m=held(gate, "primary"), b__m=answer("hedge"))
         response = await held_until_released(router, terminal, gate)
         winners.append(response.choices[0].message.content)
     # Half a hedge per request: the 2nd and 4th may hedge, the 1st and 3rd may not.
@@ -129,7 +121,7 @@ async def test_requests_with_tools_are_not_hedged_unless_allowed() -> None:
         clock = FakeClock()
         router = hedged(clock, Hedge(after=0.0, tools=allowed), D("a/m"), D("b/m"))
         gate = anyio.Event()
-        terminal = Terminal(a__m=primary_held(gate), b__m=answer("hedge"))
+        terminal = Terminal(a__m=held(gate, "primary"), b__m=answer("hedge"))
         response = await held_until_released(router, terminal, gate, tools=tools)
         assert response.choices[0].message.content == expected
 
@@ -138,7 +130,7 @@ async def test_with_one_deployment_the_copy_goes_to_the_same_target() -> None:
     clock = FakeClock()
     gate = anyio.Event()
     router = hedged(clock, Hedge(after=0.2), D("a/m"))
-    terminal = Terminal(a__m=[primary_held(gate), answer("copy")])
+    terminal = Terminal(a__m=[held(gate, "primary"), answer("copy")])
     response = await router(build(router), terminal)
     assert response.choices[0].message.content == "copy"  # type: ignore[union-attr]
     assert terminal.calls == ["a/m", "a/m"]

@@ -13,7 +13,7 @@ from middlewares import CircuitBreaker, Deployment, ErrorMapping, Router
 from middlewares.router import NO_CAPACITY
 from pipeline import Pipeline, errors
 from providers import Script
-from tests._routing import HI, FakeClock, Sleeps, Terminal, answer, build
+from tests._routing import HI, FakeClock, Sleeps, Terminal, answer, build, held
 from tests._scripted_replies import chat_ok, registry, sse
 
 pytestmark = pytest.mark.anyio
@@ -75,11 +75,7 @@ async def test_max_concurrency_holds_and_refuses_with_a_short_hint() -> None:
     router = Router({"g": [D("a/m", max_concurrency=3)]})
     gate = anyio.Event()
 
-    async def held(request: Any) -> Any:
-        await gate.wait()
-        return answer()
-
-    terminal = Terminal(default=held)
+    terminal = Terminal(default=held(gate))
     async with anyio.create_task_group() as group:
         for _ in range(3):
             group.start_soon(router, build(router), terminal)

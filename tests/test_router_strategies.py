@@ -13,7 +13,7 @@ import pytest
 from middlewares import CircuitBreaker, Deployment, Router
 from middlewares.router import Context, CostStrategy
 from pipeline import errors
-from tests._routing import FakeClock, Terminal, answer, build, timed
+from tests._routing import FakeClock, Terminal, answer, build, held, timed
 
 pytestmark = pytest.mark.anyio
 
@@ -71,11 +71,7 @@ async def test_least_busy_picks_the_idle_one() -> None:
     router = Router({"g": [D("a/m"), D("b/m"), D("c/m")]}, strategy="least_busy")
     gate = anyio.Event()
 
-    async def held(request: Any) -> Any:
-        await gate.wait()
-        return answer()
-
-    terminal = Terminal(default=held)
+    terminal = Terminal(default=held(gate))
     async with anyio.create_task_group() as group:
         for _ in range(2):
             group.start_soon(router, build(router), terminal)
