@@ -157,9 +157,8 @@ async def test_cost_prefers_the_cheapest_known_price_and_puts_unknown_last() -> 
 
 
 def _context(router: Router) -> Context:
-    from middlewares.router._tokens import Estimate
-
-    return Context(build(router), Estimate(1000, 100), 0.0, random.Random(), router.state, {})
+    request = build(router, max_tokens=100)
+    return Context(request, lambda r: 1000, 0.0, random.Random(), router.state, {})
 
 
 async def test_cost_by_name_uses_the_deployment_prices() -> None:

@@ -166,6 +166,7 @@ class Group:
     name: str
     deployments: tuple[Deployment, ...]
     tiers: tuple[Tier, ...]
+    weighs_tokens: bool  # some deployment has a tpm or a context window to check
 
 
 def _default_name(
@@ -232,5 +233,6 @@ def build_groups(groups: Mapping[str, Sequence[Deployment]]) -> dict[str, Group]
         named = _named(name, members, taken)
         priorities = sorted({d.priority for d in named})
         tiers = tuple(Tier(d for d in named if d.priority == p) for p in priorities)
-        built[name] = Group(name, tuple(named), tiers)
+        weighs = any(d.tpm is not None or d.max_input_tokens is not None for d in named)
+        built[name] = Group(name, tuple(named), tiers, weighs)
     return built

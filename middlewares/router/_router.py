@@ -22,12 +22,7 @@ from middlewares.router._hedge import Hedge, Latencies, race
 from middlewares.router._rules import RoutingRule, first_match
 from middlewares.router._snapshot import DeploymentSnapshot, RouterSnapshot
 from middlewares.router._strategies import Context, Strategy, strategy_named
-from middlewares.router._tokens import (
-    TokenCounter,
-    estimate_prompt_tokens,
-    estimate_tokens,
-    used_tokens,
-)
+from middlewares.router._tokens import TokenCounter, estimate_prompt_tokens, used_tokens
 from middlewares.state import Grant, MemoryState, Policy, State
 from pipeline import Attempt, Endpoint, Handler, Request, Result, Stream, errors, observe
 
@@ -234,8 +229,9 @@ class Router:
                 provider=ROUTED,
                 model=request.model,
             )
-        tokens = estimate_tokens(request, self._count)
-        context = Context(request, tokens, self._clock(), self._rng, self._state, self._policies)
+        context = Context(
+            request, self._count, self._clock(), self._rng, self._state, self._policies
+        )
         run = _Run(target, request, context)
         hedge = self._hedge
         if hedge is not None:
@@ -289,9 +285,11 @@ class Router:
 
     async def _pick(self, run: _Run, excluded: set[str]) -> _Pick | _Refusal:
         """The best available deployment, its slot taken; or why none is."""
-        context = run.context
-        prompt, completion = context.tokens
-        cost, floor = prompt + completion, run.floor
+        context, floor = run.context, run.floor
+        # Without a tpm or a context window to check, the estimate waits: the
+        # real usage is counted when the call ends all the same.
+        prompt, completion = context.tokens if run.group.weighs_tokens else (0, 0)
+        cost = prompt + completion
         refusal: _Refusal | None = None  # made only when something is refused
         acquire, policies = self._state.acquire, self._policies
         for tier in run.group.tiers:
@@ -393,9 +391,7 @@ class Router:
             if not isinstance(picked, _Refusal):
                 return picked
             deployment, grant = first  # no other one: the same deployment again
-            again = await self._state.acquire(
-                grant.key, grant.policy, run.context.tokens.total, self._clock()
-            )
+            again = await self._state.acquire(grant.key, grant.policy, grant.cost, self._clock())
             return (deployment, again) if again.ok else None
 
         outcome = await race(

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from middlewares.router._deployments import Deployment, Tier
-from middlewares.router._tokens import Estimate
+from middlewares.router._tokens import Estimate, TokenCounter, estimate_tokens
 from middlewares.state import Policy, State
 from pipeline import Request
 
@@ -43,23 +43,32 @@ class Context:
     """What a strategy may consult for one request: the ``request``, its
     estimated ``tokens``, the router's clock reading ``now`` and its ``rng``."""
 
-    __slots__ = ("now", "policies", "request", "rng", "state", "tokens")
+    __slots__ = ("_count", "_tokens", "now", "policies", "request", "rng", "state")
 
     def __init__(
         self,
         request: Request,
-        tokens: Estimate,
+        count: TokenCounter,
         now: float,
         rng: random.Random,
         state: State,
         policies: dict[str, Policy],
     ) -> None:
         self.request = request
-        self.tokens = tokens
         self.now = now
         self.rng = rng
         self.state = state
         self.policies = policies
+        self._count = count
+        self._tokens: Estimate | None = None
+
+    @property
+    def tokens(self) -> Estimate:
+        """The request's estimated tokens (counted on first use)."""
+        tokens = self._tokens
+        if tokens is None:
+            tokens = self._tokens = estimate_tokens(self.request, self._count)
+        return tokens
 
     def in_flight(self, deployment: Deployment) -> int:
         """Calls now in flight on ``deployment`` (this process's view)."""
