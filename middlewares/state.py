@@ -50,6 +50,20 @@ window: a limit is never exceeded over any window-long stretch, at the price
 of up to one step of idle capacity. ``now`` is wall-clock seconds (the
 Router's clock, ``time.time`` unless injected), so processes on several hosts
 agree on buckets and deadlines.
+
+For a shared implementation, one layout that makes each write one script:
+a hash per deployment key (``in_flight``, ``open_until``, ``probing``,
+``estimate``, ``estimated_at``, ``sampled``), a hash of usage buckets
+(``index -> requests``, ``index -> tokens``) and one of breaker buckets
+(``index -> requests``, ``index -> failures``), each with a TTL of two
+windows; ``acquire`` sums the buckets at or after ``index - WINDOW_STEPS``
+and deletes older ones. Every number the script needs is in the
+:class:`Policy` and the arguments (send them as ARGV); nothing is read
+first and written back later. A process that dies never releases its slots,
+so shared in-flight slots should expire: keep them as a sorted set of lease
+ids scored by a deadline (``Grant.lease`` carries the id) and count only the
+live ones. When the shared store is slow or down, fall back to a
+:class:`MemoryState` with a logged warning rather than hang a request.
 """
 
 from __future__ import annotations
@@ -114,6 +128,7 @@ class Grant(NamedTuple):
     probe: bool = False  # this call is the half-open breaker's probe
     reason: str = ""  # refused: "breaker", "concurrency", "rpm" or "tpm"
     retry_after: float | None = None  # refused: seconds until a slot is expected
+    lease: str = ""  # a shared State's own handle on the slot (MemoryState needs none)
 
 
 @attrs.frozen
