@@ -14,7 +14,7 @@ from middlewares.router import NO_CAPACITY
 from pipeline import Pipeline, errors
 from providers import Script
 from tests._routing import HI, FakeClock, Sleeps, Terminal, answer, build, held
-from tests._scripted_replies import chat_ok, registry, sse
+from tests._scripted_replies import chat_ok, registry, sse, sse_cut
 
 pytestmark = pytest.mark.anyio
 
@@ -198,3 +198,15 @@ async def test_a_context_window_error_moves_to_a_larger_window() -> None:
     terminal = Terminal(a__m=errors.ContextWindowExceededError("too long"))
     assert (await router(build(router), terminal)).provider == "c"
     assert terminal.calls == ["a/m", "c/m"]  # b's window is no larger than a's
+
+
+async def test_a_stream_that_breaks_midway_releases_its_slot_and_counts_as_a_failure() -> None:
+    breaker = CircuitBreaker(min_requests=1, failure_ratio=1.0, cooldown=30.0)
+    router = Router({"g": [D("a/m", max_concurrency=1)]}, breaker=breaker, clock=FakeClock())
+    pipe = Pipeline([router, ErrorMapping()], registry=registry(a=Script(sse_cut("x", "y"))))
+    stream = await pipe.acompletion("g", HI, stream=True)
+    with pytest.raises(errors.APIConnectionError):
+        async for _ in stream:
+            pass
+    snap = router.snapshot().deployments["a/m"]
+    assert (snap.in_flight, snap.breaker) == (0, "open")
