@@ -18,7 +18,8 @@ import attrs
 from benchmarks.fresh import Case, Samples, time_cases
 from benchmarks.lookup import provider_names
 from benchmarks.stats import Summary, summarize
-from pipeline import errors, resolve_target
+from pipeline import errors
+from pipeline._resolve import resolve_target
 from pipeline.adapter import Adapter
 from providers import OpenAICompatible, ProviderRegistry
 

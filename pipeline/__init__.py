@@ -15,62 +15,34 @@ import threading
 from typing import Any
 
 from pipeline import errors
-from pipeline._chain import Handler, Middleware, bind
-from pipeline._dispatch import Dispatcher, ProviderStream, Result, UpstreamStatusError
-from pipeline._pipeline import Pipeline, Registry
-from pipeline._request import ENDPOINTS, Endpoint, Request
-from pipeline._resolve import AutoDetect, resolve_target
+from pipeline._chain import Handler, Middleware
+from pipeline._dispatch import Result, UpstreamStatusError
+from pipeline._pipeline import Pipeline
+from pipeline._request import Request
 from pipeline._responses import (
-    AnyResponse,
     Attempt,
     ChatChunk,
     ChatResponse,
-    Choice,
-    ChunkChoice,
-    Delta,
-    Embedding,
     EmbeddingResponse,
-    Function,
-    FunctionDelta,
-    Image,
     ImageResponse,
-    Message,
     Response,
     SpeechResponse,
     StreamAccumulator,
-    ToolCall,
-    ToolCallDelta,
     TranscriptionResponse,
     Usage,
 )
 from pipeline._secrets import Secret, scrub
-from pipeline._streams import ObservedStream, Stream, SyncStream, observe
+from pipeline._streams import Stream, SyncStream, observe
 
 __all__ = [
-    "ENDPOINTS",
-    "AnyResponse",
     "Attempt",
-    "AutoDetect",
     "ChatChunk",
     "ChatResponse",
-    "Choice",
-    "ChunkChoice",
-    "Delta",
-    "Dispatcher",
-    "Embedding",
     "EmbeddingResponse",
-    "Endpoint",
-    "Function",
-    "FunctionDelta",
     "Handler",
-    "Image",
     "ImageResponse",
-    "Message",
     "Middleware",
-    "ObservedStream",
     "Pipeline",
-    "ProviderStream",
-    "Registry",
     "Request",
     "Response",
     "Result",
@@ -79,8 +51,6 @@ __all__ = [
     "Stream",
     "StreamAccumulator",
     "SyncStream",
-    "ToolCall",
-    "ToolCallDelta",
     "TranscriptionResponse",
     "UpstreamStatusError",
     "Usage",
@@ -89,18 +59,57 @@ __all__ = [
     "aimage_generation",
     "aspeech",
     "atranscription",
-    "bind",
     "completion",
     "default_pipeline",
     "embedding",
     "errors",
     "image_generation",
     "observe",
-    "resolve_target",
     "scrub",
     "speech",
     "transcription",
 ]
+
+# Names this package exported before its surface was trimmed to what users
+# call, and where each lives now. Still found, with a DeprecationWarning.
+_MOVED = {
+    "ENDPOINTS": "pipeline.adapter",
+    "Endpoint": "pipeline.adapter",
+    "AnyResponse": "pipeline.adapter",
+    "Choice": "pipeline.adapter",
+    "ChunkChoice": "pipeline.adapter",
+    "Delta": "pipeline.adapter",
+    "Embedding": "pipeline.adapter",
+    "Function": "pipeline.adapter",
+    "FunctionDelta": "pipeline.adapter",
+    "Image": "pipeline.adapter",
+    "Message": "pipeline.adapter",
+    "ToolCall": "pipeline.adapter",
+    "ToolCallDelta": "pipeline.adapter",
+    "AutoDetect": "pipeline._resolve",
+    "resolve_target": "pipeline._resolve",
+    "Dispatcher": "pipeline._dispatch",
+    "ProviderStream": "pipeline._dispatch",
+    "Registry": "pipeline._pipeline",
+    "ObservedStream": "pipeline._streams",
+    "bind": "pipeline._chain",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(
+        f"pipeline.{name} is not part of the public surface: import it from {module}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), name)
+
 
 _default: Pipeline | None = None
 _default_lock = threading.Lock()

@@ -184,6 +184,9 @@ class Dispatcher:
     async def __call__(self, request: Request) -> Result:
         adapter = self.adapter_for(request)
         http_request = adapter.build(request)
+        authorize = getattr(adapter, "authorize", None)
+        if authorize is not None:  # credentials that must be awaited (a token provider)
+            await authorize(request, http_request)
         if request.timeout is not None:
             http_request.extensions["timeout"] = httpx.Timeout(request.timeout).as_dict()
         transport = adapter.transport

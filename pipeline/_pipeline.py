@@ -57,11 +57,14 @@ class Pipeline:
     first. The chain is bound here, once; afterwards the pipeline is frozen.
     ``http_client`` is used as given and left open for its owner to close; a
     pipeline that made its own client closes it in :meth:`aclose`.
+    ``drop_params=True`` drops (and logs) an OpenAI parameter a provider cannot
+    honour instead of refusing the call; a call's own ``drop_params=`` wins.
     """
 
     __slots__ = (
         "_claims",
         "_dispatcher",
+        "_drop_params",
         "_frozen",
         "_handler",
         "_lifespan",
@@ -78,6 +81,7 @@ class Pipeline:
         registry: Registry | None = None,
         http_client: httpx.AsyncClient | None = None,
         sync_backend: Literal["asyncio", "trio"] = "asyncio",
+        drop_params: bool = False,
     ) -> None:
         self._middlewares = tuple(middlewares)
         for layer in self._middlewares:
@@ -90,6 +94,7 @@ class Pipeline:
         self._registry = registry if registry is not None else _default_registry()
         self._dispatcher = Dispatcher(self._registry.adapters, http_client)
         self._handler: Handler = bind(self._middlewares, self._dispatcher)
+        self._drop_params = drop_params
         self._loop = LoopThread(sync_backend)
         self._lifespan: AsyncExitStack | None = None
         self._sync_lifespan: AbstractContextManager[Pipeline] | None = None
@@ -99,12 +104,12 @@ class Pipeline:
     def default(cls, **options: Any) -> Pipeline:
         """The recommended stack: Logging, Callbacks, Cache, Fallback, Retry, ErrorMapping.
 
-        Takes ``registry=``, ``http_client=`` and ``sync_backend=`` like the
-        constructor; every other option goes to ``middlewares.default_stack``.
+        Takes ``registry=``, ``http_client=``, ``sync_backend=`` and
+        ``drop_params=`` like the constructor; every other option goes to
+        ``middlewares.default_stack``.
         """
-        kwargs = {
-            k: options.pop(k) for k in ("registry", "http_client", "sync_backend") if k in options
-        }
+        own = ("registry", "http_client", "sync_backend", "drop_params")
+        kwargs = {k: options.pop(k) for k in own if k in options}
         middlewares = importlib.import_module("middlewares")
         return cls(middlewares.default_stack(**options), **kwargs)
 
@@ -142,6 +147,7 @@ class Pipeline:
         timeout: float | None = None,
         cache: Any = None,
         metadata: Mapping[str, Any] | None = None,
+        drop_params: bool | None = None,
         params: Mapping[str, Any] = _EMPTY,
     ) -> Request:
         """Resolve and validate a call into a :class:`Request`; no I/O."""
@@ -159,6 +165,8 @@ class Pipeline:
             options["cache"] = cache
         if metadata is not None:
             options["metadata"] = metadata
+        if drop_params if drop_params is not None else self._drop_params:
+            options["drop_params"] = True  # what a provider cannot honour is dropped, and logged
         request = Request(
             endpoint=endpoint,
             provider=name,
@@ -251,7 +259,16 @@ class Pipeline:
         return await self.send(self._build("speech", model, kwargs, input=input))  # type: ignore[return-value]
 
     _CALL_OPTIONS = frozenset(
-        {"provider", "api_key", "api_base", "api_version", "timeout", "cache", "metadata"}
+        {
+            "provider",
+            "api_key",
+            "api_base",
+            "api_version",
+            "timeout",
+            "cache",
+            "metadata",
+            "drop_params",
+        }
     )
 
     def _build(

@@ -5,10 +5,13 @@
 >>> "openai" in registry
 True
 
-The adapter classes and the testing seams are imported on first use, so
-``import providers`` stays cheap: ``OpenAICompatible``, ``AzureOpenAI``,
-``AnthropicMessages``, ``Gemini``, ``Ollama``, ``Cohere``, ``mock_provider``,
-``echo_handler``, ``Script``.
+Every adapter class of a built-in provider is also a name of this package
+(``providers.Gemini``, ``providers.OpenAICompatible``...), found from the
+registered built-ins (:mod:`providers.builtin`) on first use, so
+``import providers`` stays cheap and a new provider is registered in one
+place. The testing seams (``mock_provider``, ``echo_handler``, ``Script``)
+load on first use too. For typed code, import a class from its module
+(``from providers.gemini import Gemini``).
 """
 
 from __future__ import annotations
@@ -19,22 +22,10 @@ from typing import TYPE_CHECKING, Any
 from providers.registry import ENTRY_POINT_GROUP, ProviderRegistry
 
 if TYPE_CHECKING:
-    from providers.anthropic import AnthropicMessages
-    from providers.azure import AzureOpenAI
-    from providers.cohere import Cohere
-    from providers.gemini import Gemini
     from providers.mock import Script, echo_handler, mock_provider
-    from providers.ollama import Ollama
-    from providers.openai_compatible import OpenAICompatible
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "AnthropicMessages",
-    "AzureOpenAI",
-    "Cohere",
-    "Gemini",
-    "Ollama",
-    "OpenAICompatible",
     "ProviderRegistry",
     "Script",
     "capabilities",
@@ -43,27 +34,26 @@ __all__ = [
     "mock_provider",
 ]
 
-# name -> the module that defines it
-_LAZY: dict[str, str] = {
-    "AnthropicMessages": "providers.anthropic",
-    "AzureOpenAI": "providers.azure",
-    "Cohere": "providers.cohere",
-    "Gemini": "providers.gemini",
-    "Ollama": "providers.ollama",
-    "OpenAICompatible": "providers.openai_compatible",
-    "Script": "providers.mock",
-    "echo_handler": "providers.mock",
-    "mock_provider": "providers.mock",
-}
+_SEAMS = frozenset({"Script", "echo_handler", "mock_provider"})
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'providers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    if name in _SEAMS:
+        value = getattr(importlib.import_module("providers.mock"), name)
+    else:
+        from providers.builtin import adapter_classes
+
+        value = adapter_classes().get(name)
+        if value is None:
+            raise AttributeError(f"module 'providers' has no attribute {name!r}")
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    from providers.builtin import adapter_classes
+
+    return sorted({*globals(), *__all__, *adapter_classes()})
 
 
 def default_registry(*, load_entry_points: bool = True) -> ProviderRegistry:

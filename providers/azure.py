@@ -20,9 +20,19 @@ Where each setting comes from, first found wins:
   ``AZURE_API_KEY``, ``AZURE_OPENAI_AD_TOKEN``. Nothing found is an
   :class:`~pipeline.errors.AuthenticationError` before any I/O.
 
+  The token provider is asked for each request, by the terminal, just before
+  sending (:meth:`AzureOpenAI.authorize`): an ``async`` provider is awaited,
+  a plain function (azure-identity's ``get_bearer_token_provider`` may block
+  on a network refresh) runs in a worker thread, never on the event loop.
+
   ``azure_ad_token`` travels in the call's params, and params show in a
   request's repr: pass it as a :class:`pipeline.Secret`, or configure an
   ``ad_token_provider``, to keep it out of logs.
+
+A ``developer`` message needs an API version that knows the role
+(``2024-12-01-preview`` and later, and the ``v1``/``preview``/``latest``
+surfaces); at an older version, the default ``2024-10-21`` among them, it is
+sent as ``system``.
 
 Replies carry ``prompt_filter_results`` and per-choice
 ``content_filter_results``; they are read past. A reply cut by the filter
@@ -34,33 +44,49 @@ stream event, with empty ``choices`` and only filter results, yields no chunk.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import ClassVar
 from urllib.parse import quote
 
+import anyio.to_thread
 import attrs
 import httpx
 
-from pipeline import errors
-from pipeline._request import Endpoint, Request
-from pipeline._secrets import Secret
-from providers._credentials import first_env
-from providers.openai_compatible import ALL_ENDPOINTS, OpenAICompatible
+from pipeline.adapter import (
+    ALL_ENDPOINTS,
+    EMPTY,
+    Endpoint,
+    Request,
+    Secret,
+    errors,
+    first_env,
+)
+from providers.openai_compatible import DEVELOPER_AS_SYSTEM, OpenAICompatible
 
 DEFAULT_API_VERSION = "2024-10-21"
+# The first dated API version with the developer role (the o1 release).
+DEVELOPER_ROLE_SINCE = "2024-12-01"
 
 ENDPOINT_ENVS = ("AZURE_OPENAI_ENDPOINT", "AZURE_API_BASE")
 VERSION_ENVS = ("OPENAI_API_VERSION", "AZURE_API_VERSION")
 KEY_ENVS = ("AZURE_OPENAI_API_KEY", "AZURE_API_KEY")
 TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
 
-_PATHS: dict[str, str] = {
-    "chat": "chat/completions",
-    "embedding": "embeddings",
-    "image": "images/generations",
-    "transcription": "audio/transcriptions",
-    "speech": "audio/speech",
-}
+_PATHS: Mapping[str, str] = MappingProxyType(
+    {
+        "chat": "chat/completions",
+        "embedding": "embeddings",
+        "image": "images/generations",
+        "transcription": "audio/transcriptions",
+        "speech": "audio/speech",
+    }
+)
+_DATED = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+TokenProvider = Callable[[], str] | Callable[[], Awaitable[str]]
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -77,14 +103,16 @@ def _revealed(value: object) -> str | None:
 class AzureOpenAI(OpenAICompatible):
     """Azure OpenAI: deployment URLs, ``api-version``, ``api-key`` or Entra ID token."""
 
-    control_params: ClassVar[frozenset[str]] = frozenset({"extra_headers", "azure_ad_token"})
+    control_params: ClassVar[frozenset[str]] = OpenAICompatible.control_params | {"azure_ad_token"}
+    paths: ClassVar[Mapping[str, str]] = _PATHS
 
     name: str = "azure"
     base_url: str = ""
-    key_env: str | None = KEY_ENVS[0]
+    key_envs: tuple[str, ...] = KEY_ENVS
     endpoints: frozenset[Endpoint] = ALL_ENDPOINTS
+    roles: Mapping[str, str] = EMPTY  # developer is known from DEVELOPER_ROLE_SINCE on
     api_version: str | None = None
-    ad_token_provider: Callable[[], str] | None = attrs.field(default=None, repr=False)
+    ad_token_provider: TokenProvider | None = attrs.field(default=None, repr=False)
 
     def base(self, request: Request) -> str:
         found = request.api_base or self.base_url or first_env(ENDPOINT_ENVS)
@@ -108,13 +136,26 @@ class AzureOpenAI(OpenAICompatible):
 
     def url(self, request: Request) -> str:
         deployment = quote(request.model, safe="")
-        address = f"{self.base(request)}/openai/deployments/{deployment}/{_PATHS[request.endpoint]}"
+        address = (
+            f"{self.base(request)}/openai/deployments/{deployment}/{self.paths[request.endpoint]}"
+        )
         return str(httpx.URL(address, params={"api-version": self.version(request)}))
 
     def model_field(self, request: Request) -> dict[str, str]:
         return {}
 
-    def auth_headers(self, request: Request) -> dict[str, str]:
+    def roles_for(self, request: Request) -> Mapping[str, str]:
+        """``developer`` stays itself from the version that knows it on (and on the
+        undated ``v1``/``preview``/``latest`` surfaces); before, it is ``system``."""
+        version = self.version(request)
+        dated = _DATED.match(version)
+        if dated is not None and dated.group() < DEVELOPER_ROLE_SINCE:
+            return DEVELOPER_AS_SYSTEM
+        return self.roles
+
+    def credentials(self, request: Request) -> dict[str, str] | None:
+        """The auth header of the first source found; None when it is the token
+        provider's turn (asked in :meth:`authorize`)."""
         token = _revealed(request.params.get("azure_ad_token"))
         if token:
             return _bearer(token)
@@ -123,7 +164,7 @@ class AzureOpenAI(OpenAICompatible):
         if self.api_key is not None:
             return {"api-key": self.api_key.reveal()}
         if self.ad_token_provider is not None:
-            return _bearer(self.ad_token_provider())
+            return None
         key = first_env(KEY_ENVS)
         if key:
             return {"api-key": key}
@@ -136,6 +177,37 @@ class AzureOpenAI(OpenAICompatible):
             provider=request.provider,
             model=request.model,
         )
+
+    def auth_headers(self, request: Request) -> dict[str, str]:
+        return self.credentials(request) or {}
+
+    async def authorize(self, request: Request, http_request: httpx.Request) -> None:
+        """Ask the token provider, when it is the credential in use, and add its token."""
+        provider = self.ad_token_provider
+        if provider is None or self.credentials(request) is not None:
+            return
+        try:
+            if inspect.iscoroutinefunction(provider):
+                token: object = await provider()
+            else:
+                token = await anyio.to_thread.run_sync(provider)
+                if inspect.isawaitable(token):
+                    token = await token
+        except errors.DispatchError:
+            raise
+        except Exception as exc:
+            raise errors.AuthenticationError(
+                f"the Azure AD token provider of {request.provider} failed ({type(exc).__name__})",
+                provider=request.provider,
+                model=request.model,
+            ) from exc
+        if not isinstance(token, str) or not token:
+            raise errors.AuthenticationError(
+                f"the Azure AD token provider of {request.provider} returned no token",
+                provider=request.provider,
+                model=request.model,
+            )
+        http_request.headers.update(_bearer(token))
 
 
 AZURE = AzureOpenAI()

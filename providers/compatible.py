@@ -10,7 +10,7 @@ How to add a provider: append one row to :data:`COMPATIBLE`::
     OpenAICompatible(
         name="acme",                           # what users write: "acme/<model>"
         base_url="https://api.acme.ai/v1",     # up to the version segment
-        key_env="ACME_API_KEY",                # None for a server that needs no key
+        key_envs=("ACME_API_KEY",),                # None for a server that needs no key
         endpoints=CHAT_EMBEDDING,              # what it serves
         prefixes=("acme-",),                   # only names no one else uses
     ),
@@ -20,7 +20,7 @@ Nothing else changes: the registry, auto-detection and the capability table
 on the name: ``stream_usage=False`` for a server that rejects
 ``stream_options`` (it sends usage anyway), ``headers`` for required extra
 headers, ``{ENV_NAME}`` in ``base_url`` for a URL that embeds an account id,
-``base_url_env`` for a variable that relocates the server.
+``base_url_envs`` for a variable that relocates the server.
 
 Local servers (LM Studio, vLLM, llama.cpp, llamafile, Ollama's ``/v1``,
 SGLang, Docker Model Runner, Jan) need no key and default to their documented localhost address;
@@ -35,8 +35,14 @@ Anthropic and Gemini keep their families at a higher priority still.
 
 from __future__ import annotations
 
-from pipeline._request import Endpoint
-from providers.openai_compatible import ALL_ENDPOINTS, CHAT, CHAT_EMBEDDING, OpenAICompatible
+from pipeline.adapter import ADVISORY_PARAMS, Endpoint, ParamPolicy
+from providers.openai_compatible import (
+    ALL_ENDPOINTS,
+    CHAT,
+    CHAT_EMBEDDING,
+    SPEAKS_OPENAI,
+    OpenAICompatible,
+)
 
 OWNER = 5  # auto-detect priority of a provider's own model family
 
@@ -50,20 +56,47 @@ CHAT_EMBEDDING_TRANSCRIPTION: frozenset[Endpoint] = frozenset(
 
 GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
+# Mistral's chat completions (its API reference / client-python's
+# ChatCompletionRequest): the seed is random_seed, there is no
+# max_completion_tokens, no user, no stream_options, no logprobs.
+MISTRAL_CHAT = ParamPolicy(
+    others="send",
+    rename={"seed": "random_seed", "max_completion_tokens": "max_tokens"},
+    drop={"stream_options", *ADVISORY_PARAMS - {"prompt_cache_key"}},
+    fixed={"logprobs": False, "modalities": ["text"]},
+    refuse={
+        "top_logprobs",
+        "logit_bias",
+        "service_tier",
+        "audio",
+        "web_search_options",
+        "verbosity",
+        "functions",
+        "function_call",
+        "moderation",
+    },
+)
+# Groq's OpenAI compatibility page: these answer 400, and n must be 1.
+GROQ_CHAT = ParamPolicy(
+    others="send", refuse={"logprobs", "top_logprobs", "logit_bias"}, only={"n": 1}
+)
+
 COMPATIBLE: tuple[OpenAICompatible, ...] = (
     # -- hosted inference --------------------------------------------------
     OpenAICompatible(
         name="groq",
         base_url="https://api.groq.com/openai/v1",
-        key_env="GROQ_API_KEY",
+        key_envs=("GROQ_API_KEY",),
         endpoints=CHAT_TRANSCRIPTION,
+        params={**SPEAKS_OPENAI, "chat": GROQ_CHAT},
         stream_usage=False,  # usage arrives in x_groq and on the last chunk anyway
     ),
     OpenAICompatible(
         name="mistral",
         base_url="https://api.mistral.ai/v1",
-        key_env="MISTRAL_API_KEY",
+        key_envs=("MISTRAL_API_KEY",),
         endpoints=CHAT_EMBEDDING,
+        params={**SPEAKS_OPENAI, "chat": MISTRAL_CHAT},
         stream_usage=False,  # usage arrives on the last chunk without asking
         priority=OWNER,
         prefixes=(
@@ -80,13 +113,13 @@ COMPATIBLE: tuple[OpenAICompatible, ...] = (
     OpenAICompatible(
         name="together",
         base_url="https://api.together.ai/v1",
-        key_env="TOGETHER_API_KEY",
+        key_envs=("TOGETHER_API_KEY",),
         endpoints=ALL_ENDPOINTS,
     ),
     OpenAICompatible(
         name="fireworks",
         base_url="https://api.fireworks.ai/inference/v1",
-        key_env="FIREWORKS_API_KEY",
+        key_envs=("FIREWORKS_API_KEY",),
         endpoints=CHAT_EMBEDDING,
         priority=OWNER,
         prefixes=("accounts/fireworks/",),
@@ -94,26 +127,26 @@ COMPATIBLE: tuple[OpenAICompatible, ...] = (
     OpenAICompatible(
         name="deepseek",
         base_url="https://api.deepseek.com",
-        key_env="DEEPSEEK_API_KEY",
+        key_envs=("DEEPSEEK_API_KEY",),
         priority=OWNER,
         prefixes=("deepseek-",),
     ),
     OpenAICompatible(
         name="openrouter",
         base_url="https://openrouter.ai/api/v1",
-        key_env="OPENROUTER_API_KEY",
+        key_envs=("OPENROUTER_API_KEY",),
     ),
     OpenAICompatible(
         name="perplexity",
         base_url="https://api.perplexity.ai",
-        key_env="PERPLEXITY_API_KEY",
+        key_envs=("PERPLEXITY_API_KEY",),
         priority=OWNER,
         prefixes=("sonar",),
     ),
     OpenAICompatible(
         name="xai",
         base_url="https://api.x.ai/v1",
-        key_env="XAI_API_KEY",
+        key_envs=("XAI_API_KEY",),
         endpoints=CHAT_IMAGE,
         priority=OWNER,
         prefixes=("grok-",),
@@ -121,53 +154,53 @@ COMPATIBLE: tuple[OpenAICompatible, ...] = (
     OpenAICompatible(
         name="cerebras",
         base_url="https://api.cerebras.ai/v1",
-        key_env="CEREBRAS_API_KEY",
+        key_envs=("CEREBRAS_API_KEY",),
     ),
     OpenAICompatible(
         name="deepinfra",
         base_url="https://api.deepinfra.com/v1/openai",
-        key_env="DEEPINFRA_API_KEY",
+        key_envs=("DEEPINFRA_API_KEY",),
         endpoints=CHAT_EMBEDDING,
     ),
     OpenAICompatible(
         name="sambanova",
         base_url="https://api.sambanova.ai/v1",
-        key_env="SAMBANOVA_API_KEY",
+        key_envs=("SAMBANOVA_API_KEY",),
         endpoints=CHAT_EMBEDDING,
     ),
     OpenAICompatible(
         name="nvidia_nim",
         base_url="https://integrate.api.nvidia.com/v1",
-        key_env="NVIDIA_API_KEY",
+        key_envs=("NVIDIA_API_KEY",),
         endpoints=CHAT_EMBEDDING,
     ),
     OpenAICompatible(
         name="hyperbolic",
         base_url="https://api.hyperbolic.xyz/v1",
-        key_env="HYPERBOLIC_API_KEY",
+        key_envs=("HYPERBOLIC_API_KEY",),
     ),
     OpenAICompatible(
         name="novita",
         base_url="https://api.novita.ai/openai/v1",
-        key_env="NOVITA_API_KEY",
+        key_envs=("NOVITA_API_KEY",),
     ),
     OpenAICompatible(
         name="nebius",
         base_url="https://api.tokenfactory.nebius.com/v1",
-        key_env="NEBIUS_API_KEY",
+        key_envs=("NEBIUS_API_KEY",),
         endpoints=CHAT_EMBEDDING_IMAGE,
     ),
     OpenAICompatible(
         name="moonshot",
         base_url="https://api.moonshot.ai/v1",
-        key_env="MOONSHOT_API_KEY",
+        key_envs=("MOONSHOT_API_KEY",),
         priority=OWNER,
         prefixes=("moonshot-", "kimi-"),
     ),
     OpenAICompatible(
         name="dashscope",
         base_url="https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
-        key_env="DASHSCOPE_API_KEY",
+        key_envs=("DASHSCOPE_API_KEY",),
         endpoints=CHAT_EMBEDDING,
         priority=OWNER,
         prefixes=("qwen-max", "qwen-plus", "qwen-turbo", "qwen-flash", "qwen-long"),
@@ -175,67 +208,67 @@ COMPATIBLE: tuple[OpenAICompatible, ...] = (
     OpenAICompatible(
         name="github_models",
         base_url="https://models.github.ai/inference",
-        key_env="GITHUB_TOKEN",
+        key_envs=("GITHUB_TOKEN",),
         headers=GITHUB_HEADERS,
     ),
     OpenAICompatible(
         name="huggingface",
         base_url="https://router.huggingface.co/v1",
-        key_env="HF_TOKEN",
+        key_envs=("HF_TOKEN",),
     ),
     OpenAICompatible(
         name="friendli",
         base_url="https://api.friendli.ai/serverless/v1",
-        key_env="FRIENDLI_TOKEN",
+        key_envs=("FRIENDLI_TOKEN",),
     ),
     OpenAICompatible(
         name="baseten",
         base_url="https://inference.baseten.co/v1",
-        key_env="BASETEN_API_KEY",
+        key_envs=("BASETEN_API_KEY",),
     ),
     OpenAICompatible(
         name="featherless",
         base_url="https://api.featherless.ai/v1",
-        key_env="FEATHERLESS_API_KEY",
+        key_envs=("FEATHERLESS_API_KEY",),
     ),
     OpenAICompatible(
         name="zai",
         base_url="https://api.z.ai/api/paas/v4",
-        key_env="ZAI_API_KEY",
+        key_envs=("ZAI_API_KEY",),
     ),
     OpenAICompatible(
         name="zhipu",
         base_url="https://open.bigmodel.cn/api/paas/v4",
-        base_url_env="ZHIPUAI_BASE_URL",
-        key_env="ZHIPUAI_API_KEY",
+        base_url_envs=("ZHIPUAI_BASE_URL",),
+        key_envs=("ZHIPUAI_API_KEY",),
     ),
     OpenAICompatible(
         name="minimax",
         base_url="https://api.minimax.io/v1",
-        key_env="MINIMAX_API_KEY",
+        key_envs=("MINIMAX_API_KEY",),
         priority=OWNER,
         prefixes=("minimax-",),
     ),
     OpenAICompatible(
         name="venice",
         base_url="https://api.venice.ai/api/v1",
-        key_env="VENICE_API_KEY",
+        key_envs=("VENICE_API_KEY",),
     ),
     OpenAICompatible(
         name="scaleway",
         base_url="https://api.scaleway.ai/v1",
-        key_env="SCW_SECRET_KEY",
+        key_envs=("SCW_SECRET_KEY",),
         endpoints=CHAT_EMBEDDING,
     ),
     OpenAICompatible(
         name="ovhcloud",
         base_url="https://oai.endpoints.kepler.ai.cloud.ovh.net/v1",
-        key_env="OVH_AI_ENDPOINTS_ACCESS_TOKEN",
+        key_envs=("OVH_AI_ENDPOINTS_ACCESS_TOKEN",),
     ),
     OpenAICompatible(
         name="cloudflare",
         base_url="https://api.cloudflare.com/client/v4/accounts/{CLOUDFLARE_ACCOUNT_ID}/ai/v1",
-        key_env="CLOUDFLARE_API_KEY",
+        key_envs=("CLOUDFLARE_API_KEY",),
         endpoints=CHAT_EMBEDDING,
         priority=OWNER,
         prefixes=("@cf/",),
@@ -243,42 +276,42 @@ COMPATIBLE: tuple[OpenAICompatible, ...] = (
     OpenAICompatible(
         name="crusoe",
         base_url="https://api.inference.crusoecloud.com/v1",
-        key_env="CRUSOE_API_KEY",
+        key_envs=("CRUSOE_API_KEY",),
     ),
     OpenAICompatible(
         name="wandb",
         base_url="https://api.inference.wandb.ai/v1",
-        key_env="WANDB_API_KEY",
+        key_envs=("WANDB_API_KEY",),
     ),
     OpenAICompatible(
         name="ai21",
         base_url="https://api.ai21.com/studio/v1",
-        key_env="AI21_API_KEY",
+        key_envs=("AI21_API_KEY",),
         priority=OWNER,
         prefixes=("jamba-",),
     ),
     OpenAICompatible(
         name="upstage",
         base_url="https://api.upstage.ai/v1",
-        key_env="UPSTAGE_API_KEY",
+        key_envs=("UPSTAGE_API_KEY",),
         priority=OWNER,
         prefixes=("solar-",),
     ),
     OpenAICompatible(
         name="chutes",
         base_url="https://llm.chutes.ai/v1",
-        key_env="CHUTES_API_KEY",
+        key_envs=("CHUTES_API_KEY",),
     ),
     OpenAICompatible(
         name="vercel",
         base_url="https://ai-gateway.vercel.sh/v1",
-        key_env="AI_GATEWAY_API_KEY",
+        key_envs=("AI_GATEWAY_API_KEY",),
         endpoints=CHAT_EMBEDDING,
     ),
     OpenAICompatible(
         name="jina",
         base_url="https://api.jina.ai/v1",
-        key_env="JINA_API_KEY",
+        key_envs=("JINA_API_KEY",),
         endpoints=EMBEDDING,
         priority=OWNER,
         prefixes=("jina-",),
@@ -324,4 +357,4 @@ COMPATIBLE: tuple[OpenAICompatible, ...] = (
     ),
 )
 
-__all__ = ["CHAT", "COMPATIBLE", "OWNER"]
+__all__ = ["CHAT", "COMPATIBLE", "GROQ_CHAT", "MISTRAL_CHAT", "OWNER"]

@@ -9,6 +9,7 @@
   smaller base64 body, decoded to floats all the same.
 - Transcription takes audio bytes or ``(filename, bytes[, content_type])``;
   speech returns the audio bytes with their content type.
+- ``developer`` messages are sent as they are (elsewhere they become ``system``).
 - It owns the bare names of its model families (``gpt-``, ``o1``/``o3``/``o4``,
   ``text-embedding-``, ``dall-e-``, ``whisper-``, ``tts-``...), above any
   reseller that might claim them.
@@ -21,9 +22,10 @@ from providers.openai_compatible import ALL_ENDPOINTS, OpenAICompatible
 OPENAI = OpenAICompatible(
     name="openai",
     base_url="https://api.openai.com/v1",
-    base_url_env="OPENAI_BASE_URL",
-    key_env="OPENAI_API_KEY",
+    base_url_envs=("OPENAI_BASE_URL",),
+    key_envs=("OPENAI_API_KEY",),
     endpoints=ALL_ENDPOINTS,
+    roles={},  # OpenAI has the developer role
     priority=10,
     prefixes=(
         "gpt-",

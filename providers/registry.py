@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from pipeline import errors
 from pipeline._resolve import AutoDetect
-from pipeline.adapter import Adapter
+from pipeline.adapter import Adapter, errors
 
 ENTRY_POINT_GROUP = "dispatchline.providers"
 
@@ -17,7 +16,8 @@ class ProviderRegistry:
 
     Third-party providers arrive through the ``dispatchline.providers``
     entry-point group (:meth:`load_entry_points`). An entry point may name an
-    adapter, or a callable returning an adapter or several; one that fails to
+    adapter, an adapter class (instantiated with no arguments), or a callable
+    returning an adapter or several; one that fails to
     load is recorded in ``load_errors`` (name -> reason), logged, and skipped.
     """
 
@@ -87,7 +87,10 @@ class ProviderRegistry:
         for point in entry_points(group=group):
             try:
                 loaded: Any = point.load()
-                found = loaded() if callable(loaded) and not isinstance(loaded, Adapter) else loaded
+                # A class is instantiated (a class object can pass the Adapter protocol
+                # check: its fields are descriptors); a factory is called.
+                calls = isinstance(loaded, type) or not isinstance(loaded, Adapter)
+                found = loaded() if calls and callable(loaded) else loaded
                 for adapter in found if isinstance(found, (list, tuple)) else (found,):
                     if not isinstance(adapter, Adapter):
                         raise TypeError(f"{adapter!r} is not a provider adapter")

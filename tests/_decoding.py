@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from pipeline import ChatChunk, ChatResponse, StreamAccumulator
@@ -21,3 +22,19 @@ def accumulate(chunks: Iterable[ChatChunk]) -> ChatResponse:
     for chunk in chunks:
         accumulator.add(chunk)
     return accumulator.response()
+
+
+# What every provider's stream ends with; a stream decoded as a success must carry it.
+END_MARKERS: dict[str, bytes] = {
+    "openai": rb"data: \[DONE\]",
+    "anthropic": rb"message_stop",
+    "gemini": rb'"finishReason"',
+    "ollama": rb'"done"\s*:\s*true',
+    "cohere": rb"message-end",
+}
+
+
+def assert_whole(raw: bytes, provider: str) -> None:
+    """The oracle for a damaged stream that decoded without an error: it still
+    carries its end marker (a cut stream must raise, never pass as a reply)."""
+    assert re.search(END_MARKERS[provider], raw), f"a {provider} stream without its end marker"

@@ -19,7 +19,8 @@ from anyio.abc import SocketStream
 from middlewares.error_mapping import ErrorMapping
 from pipeline import Pipeline, Request, Stream, UpstreamStatusError, errors
 from pipeline._chain import Handler
-from providers import OpenAICompatible, ProviderRegistry, Script, default_registry
+from providers import ProviderRegistry, Script, default_registry
+from providers.openai_compatible import OpenAICompatible
 from tests._scripted_replies import HI, chunk_event, drain, failure, registry, sse, sse_cut
 from tests.conftest import load_recorded
 

@@ -127,7 +127,7 @@ async def test_an_environment_key_echoed_by_the_provider_is_scrubbed(
         sent = request.headers["authorization"].removeprefix("Bearer ")
         return httpx.Response(401, json={"error": {"message": f"key {sent} is not valid"}})
 
-    adapter = mock_provider("echoing", echo, key_env="ECHO_API_KEY")
+    adapter = mock_provider("echoing", echo, key_envs=("ECHO_API_KEY",))
     pipe = Pipeline(registry=ProviderRegistry([adapter]))
     with pytest.raises(UpstreamStatusError) as info:
         await pipe.acompletion("echoing/m", [{"role": "user", "content": "x"}])

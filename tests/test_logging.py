@@ -37,12 +37,12 @@ def sse(*events: dict[str, Any]) -> bytes:
     return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
 
 
-def chunk_event(content: str) -> dict[str, Any]:
+def chunk_event(content: str, finish: str | None = None) -> dict[str, Any]:
     return {
         "id": "c",
         "created": 1,
         "model": "m",
-        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}],
     }
 
 
@@ -169,7 +169,7 @@ async def test_stream_logs_once_at_its_end_with_usage() -> None:
 def whole_body_stream(request: httpx.Request) -> httpx.Response:
     """A stream whose body is plain bytes: closing it early leaves no generator behind
     (the mock's async-generator body is never closed by httpx, which trio reports)."""
-    body = sse(chunk_event("echo: "), chunk_event("hi")) + b"data: [DONE]\n\n"
+    body = sse(chunk_event("echo: "), chunk_event("hi", "stop")) + b"data: [DONE]\n\n"
     return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
 
 

@@ -19,19 +19,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from pipeline import (
-    ChatChunk,
-    ChatResponse,
-    Pipeline,
-    Request,
-    Secret,
-    UpstreamStatusError,
-    errors,
-)
+from pipeline import ChatChunk, ChatResponse, Pipeline, Request, Secret, UpstreamStatusError, errors
 from providers import ProviderRegistry, default_registry
 from providers.anthropic import ANTHROPIC, DEFAULT_MAX_TOKENS, AnthropicMessages
 from providers.openai import OPENAI
-from tests._decoding import accumulate
+from tests._decoding import accumulate, assert_whole
 from tests.conftest import load_recorded, recorded_names
 
 pytestmark = pytest.mark.anyio
@@ -390,7 +382,9 @@ async def test_parse_recorded_reply(name: str) -> None:
         assert all(c.provider == "anthropic" for c in whole)
         check_reply(accumulate(whole), expected)
     else:
-        check_reply(ANTHROPIC.parse(request, response), expected)
+        parsed = ANTHROPIC.parse(request, response)
+        assert isinstance(parsed, ChatResponse)
+        check_reply(parsed, expected)
 
 
 # -- end to end through a Pipeline -------------------------------------------
@@ -938,6 +932,7 @@ def ends_cleanly_decoding(name: str, pieces: list[bytes]) -> None:
         for piece in pieces:
             assert all(isinstance(c, ChatChunk) for c in decoder.feed(piece))
         assert all(isinstance(c, ChatChunk) for c in decoder.close())
+        assert_whole(b"".join(pieces), "anthropic")  # a cut stream is an error, never a reply
     except errors.ProviderResponseError:
         return
     except errors.DispatchError:

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from hypothesis import given
 
-from pipeline import ChatResponse, Endpoint, Request, Secret, UpstreamStatusError, errors
+from pipeline import ChatResponse, Request, Secret, UpstreamStatusError, errors
+from pipeline.adapter import Endpoint
 from providers.azure import AZURE, DEFAULT_API_VERSION, AzureOpenAI
 from tests._decoding import accumulate as assemble
 from tests.conftest import load_recorded, recorded_names
@@ -386,14 +387,21 @@ async def test_entra_token_param_is_a_bearer_header_and_not_in_the_body(token: A
     assert "azure_ad_token" not in json.loads(sent.content)
 
 
+async def authorized(adapter: AzureOpenAI, request: Request) -> httpx.Request:
+    built = adapter.build(request)
+    assert "authorization" not in built.headers  # the token comes only when awaited
+    await adapter.authorize(request, built)
+    return built
+
+
 async def test_token_provider_is_asked_for_each_request(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AZURE_OPENAI_API_KEY")
     tokens = iter(["t1", "t2"])
     adapter = AzureOpenAI(
         base_url="https://r.openai.azure.com", ad_token_provider=lambda: next(tokens)
     )
-    assert adapter.build(chat()).headers["authorization"] == "Bearer t1"
-    assert adapter.build(chat()).headers["authorization"] == "Bearer t2"
+    assert (await authorized(adapter, chat())).headers["authorization"] == "Bearer t1"
+    assert (await authorized(adapter, chat())).headers["authorization"] == "Bearer t2"
     assert "t1" not in repr(adapter) and "lambda" not in repr(adapter)
 
 

@@ -26,6 +26,7 @@ from pipeline import (
     EmbeddingResponse,
     Pipeline,
     Request,
+    Result,
     Secret,
     StreamAccumulator,
     UpstreamStatusError,
@@ -33,10 +34,9 @@ from pipeline import (
     errors,
 )
 from pipeline._chain import Handler
-from pipeline._dispatch import Result
 from providers import ProviderRegistry, default_registry
 from providers.cohere import COHERE, KEY_ENVS, Cohere
-from tests._decoding import accumulate, feed
+from tests._decoding import accumulate, assert_whole, feed
 from tests._mutations import FUZZ, cut_and_flipped, damaged
 from tests.conftest import load_recorded, recorded_names
 
@@ -435,9 +435,20 @@ async def test_missing_key_fails_before_any_request(monkeypatch: pytest.MonkeyPa
 
 
 async def test_the_key_never_shows_in_an_error() -> None:
-    echoed = httpx.Response(401, json={"id": "x", "message": f"invalid api token {KEY}"})
-    error = COHERE.parse_error(CHAT, echoed)
+    """The key comes from CO_API_KEY: the terminal scrubs what it sent, the adapter
+    threads no key by hand."""
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        token = request.headers["authorization"].removeprefix("Bearer ")
+        return httpx.Response(401, json={"id": "x", "message": f"invalid api token {token}"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(echo)) as client:
+        pipe = Pipeline(registry=ProviderRegistry([COHERE]), http_client=client)
+        with pytest.raises(UpstreamStatusError) as caught:
+            await pipe.acompletion("cohere/command-a-03-2025", ASK)
+    error = caught.value.unified()
     assert type(error) is errors.AuthenticationError
+    assert "invalid api token" in str(error)
     assert KEY not in str(error)
     assert KEY not in repr(error)
 
@@ -614,8 +625,10 @@ async def test_generation_error_at_message_end() -> None:
         {"type": "message-end", "delta": {"finish_reason": "ERROR", "error": "generation failed"}},
     )
     decoder = COHERE.stream_decoder(STREAMING)
+    chunks = decoder.feed(failing)  # what came before the error reaches the caller first
+    assert [c.choices[0].delta.content for c in chunks] == [None, "Hel"]
     with pytest.raises(errors.InternalServerError, match="generation failed"):
-        decoder.feed(failing)
+        decoder.close()
 
 
 # -- end to end through a Pipeline ------------------------------------------------
@@ -751,6 +764,7 @@ def decodes_or_fails_cleanly(raw: bytes, step: int) -> None:
         assert b'"error"' in raw or b'"message"' in raw  # only a reported failure raises others
         return
     assert all(isinstance(c, ChatChunk) for c in chunks)
+    assert_whole(raw, "cohere")  # a cut stream is an error, never a reply
 
 
 @FUZZ

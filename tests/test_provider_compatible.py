@@ -18,7 +18,8 @@ import httpx
 import pytest
 from hypothesis import given
 
-from pipeline import ENDPOINTS, Endpoint, Pipeline, Request, Secret, UpstreamStatusError, errors
+from pipeline import Pipeline, Request, Secret, UpstreamStatusError, errors
+from pipeline.adapter import ENDPOINTS, Endpoint
 from providers import ProviderRegistry, default_registry
 from providers.__main__ import capability_table, main
 from providers.compatible import COMPATIBLE, OWNER
@@ -70,10 +71,10 @@ def key_for(row: OpenAICompatible) -> str:
 @pytest.fixture(autouse=True)
 def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for row in COMPATIBLE:
-        if row.key_env:
-            monkeypatch.setenv(row.key_env, key_for(row))
-        if row.base_url_env:
-            monkeypatch.delenv(row.base_url_env, raising=False)
+        for env in row.key_envs:
+            monkeypatch.setenv(env, key_for(row))
+        for env in row.base_url_envs:
+            monkeypatch.delenv(env, raising=False)
     monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", "acct123")
 
 
@@ -82,7 +83,7 @@ def row_of(name: str) -> OpenAICompatible:
 
 
 def auth_of(row: OpenAICompatible) -> dict[str, str]:
-    return {"authorization": f"Bearer {key_for(row)}"} if row.key_env else {}
+    return {"authorization": f"Bearer {key_for(row)}"} if row.key_envs else {}
 
 
 # -- recordings ----------------------------------------------------------------------
@@ -94,7 +95,7 @@ async def test_recorded_request_is_rebuilt_exactly(name: str) -> None:
     row = row_of(name)
     sent = row.build(call_from_recorded(recorded, row.name))
     assert_same_request(sent, recorded, auth_of(row))
-    if not row.key_env:
+    if not row.key_envs:
         assert "authorization" not in sent.headers
 
 
@@ -238,13 +239,13 @@ async def test_the_table_has_forty_well_formed_rows_with_unique_names() -> None:
     for row in COMPATIBLE:
         assert re.fullmatch(r"[a-z][a-z0-9_]*", row.name), row.name
         assert row.endpoints and row.endpoints <= set(ENDPOINTS), row.name
-        assert row.key_env is None or ENV_NAME.match(row.key_env), row.name
+        assert all(ENV_NAME.match(env) for env in row.key_envs), row.name
         if row.name in LOCAL:
             assert LOCAL_URL.match(row.base_url), row.name
-            assert row.key_env is None, row.name
+            assert not row.key_envs, row.name
         else:
             assert row.base_url.startswith("https://"), row.name
-            assert row.key_env is not None, row.name
+            assert row.key_envs, row.name
         assert not row.base_url.endswith("/"), row.name
         assert row.timeout is None or row.timeout > 0
 
@@ -263,18 +264,18 @@ def _call(row: OpenAICompatible, **fields: Any) -> Request:
     return Request(endpoint=endpoint, provider=row.name, model="some-model", **content, **fields)
 
 
-@pytest.mark.parametrize("name", [row.name for row in COMPATIBLE if row.key_env])
+@pytest.mark.parametrize("name", [row.name for row in COMPATIBLE if row.key_envs])
 async def test_missing_key_fails_before_any_io_naming_the_rows_variable(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     row = ROWS[name]
-    assert row.key_env is not None
-    monkeypatch.delenv(row.key_env)
+    [env] = row.key_envs
+    monkeypatch.delenv(env)
     request = _call(row)
     async with pipeline_for(row, never_called) as pipe:
         with pytest.raises(errors.AuthenticationError) as raised:
             await pipe.send(request)
-    assert row.key_env in str(raised.value)
+    assert env in str(raised.value)
     assert raised.value.provider == name
 
 
@@ -287,7 +288,7 @@ async def test_each_row_sends_to_its_base_url_with_its_key_and_headers(name: str
     assert str(sent.url) == base + path
     for header, value in {**row.headers, **auth_of(row)}.items():
         assert sent.headers[header] == value
-    if not row.key_env:
+    if not row.key_envs:
         assert "authorization" not in sent.headers
     assert json.loads(sent.content)["model"] == "some-model"
 
@@ -324,7 +325,7 @@ async def test_account_id_placeholder_is_filled_or_named_before_any_io(
 
 async def test_base_url_variable_relocates_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
     row = ROWS["zhipu"]
-    assert row.base_url_env == "ZHIPUAI_BASE_URL"
+    assert row.base_url_envs == ("ZHIPUAI_BASE_URL",)
     monkeypatch.setenv("ZHIPUAI_BASE_URL", "https://proxy.example/api/paas/v4/")
     assert str(row.build(_call(row)).url) == "https://proxy.example/api/paas/v4/chat/completions"
 
@@ -388,7 +389,7 @@ async def test_hosts_of_other_peoples_models_claim_no_names() -> None:
 
 async def test_a_reseller_row_cannot_take_openais_family() -> None:
     reseller = OpenAICompatible(
-        name="reseller", base_url="https://r.example/v1", key_env="R_KEY", prefixes=("gpt-",)
+        name="reseller", base_url="https://r.example/v1", key_envs=("R_KEY",), prefixes=("gpt-",)
     )
     registry = ProviderRegistry([reseller, OPENAI])
     assert registry.detect("gpt-4o") == "openai"
@@ -406,7 +407,7 @@ async def test_adding_a_provider_is_one_row() -> None:
     acme = OpenAICompatible(
         name="acme",
         base_url="https://api.acme.example/v1",
-        key_env="ACME_API_KEY",
+        key_envs=("ACME_API_KEY",),
         endpoints=CHAT,
         prefixes=("acme-",),
     )

@@ -27,7 +27,7 @@ from providers import ProviderRegistry
 from providers.gemini import GEMINI, Gemini
 from providers.openai import OPENAI
 from tests._decoding import accumulate as assembled
-from tests._decoding import feed
+from tests._decoding import assert_whole, feed
 from tests.conftest import load_recorded, recorded_names
 
 pytestmark = pytest.mark.anyio
@@ -1036,6 +1036,7 @@ async def test_mutated_streams_decode_or_fail_cleanly(
     data = mutate(raw_body(exchange), *mutation)
     with contextlib.suppress(errors.ProviderResponseError):
         decode(REQUESTS[name](exchange), data, piece=piece)
+        assert_whole(data, "gemini")  # a cut stream is an error, never a reply
 
 
 @FUZZ

@@ -25,6 +25,7 @@ from pipeline import (
     EmbeddingResponse,
     Pipeline,
     Request,
+    Result,
     Secret,
     StreamAccumulator,
     UpstreamStatusError,
@@ -32,7 +33,6 @@ from pipeline import (
     errors,
 )
 from pipeline._chain import Handler
-from pipeline._dispatch import Result
 from providers import ProviderRegistry, default_registry
 from providers.ollama import (
     BASE_URL_ENVS,
@@ -43,7 +43,7 @@ from providers.ollama import (
     finish_from,
     usage_from,
 )
-from tests._decoding import accumulate, feed
+from tests._decoding import accumulate, assert_whole, feed
 from tests._mutations import FUZZ, cut_and_flipped, damaged
 from tests.conftest import load_recorded, recorded_names
 
@@ -856,6 +856,7 @@ def decodes_or_fails_cleanly(raw: bytes, step: int) -> None:
         assert b'"error"' in raw  # only a line that says it is an error raises another error
         return
     assert all(isinstance(c, ChatChunk) for c in chunks)
+    assert_whole(raw, "ollama")  # a cut stream is an error, never a reply
 
 
 @FUZZ

@@ -28,7 +28,6 @@ from pipeline import (
     ChatChunk,
     ChatResponse,
     EmbeddingResponse,
-    Endpoint,
     ImageResponse,
     Pipeline,
     Request,
@@ -38,11 +37,11 @@ from pipeline import (
     UpstreamStatusError,
     errors,
 )
-from pipeline.adapter import Adapter
+from pipeline.adapter import Adapter, Endpoint
 from providers import ProviderRegistry
 from providers.openai import OPENAI
 from tests._decoding import accumulate as assemble
-from tests._decoding import feed
+from tests._decoding import assert_whole, feed
 from tests.conftest import load_recorded, recorded_names
 
 pytestmark = pytest.mark.anyio
@@ -249,10 +248,12 @@ def damaged_recordings(names: list[str]) -> st.SearchStrategy[tuple[str, bytes]]
 
 
 def survives(adapter: Adapter, request: Request, raw: bytes, content_type: str) -> None:
-    """A damaged body ends in a response or ProviderResponseError, never another exception."""
+    """A damaged body ends in a response or ProviderResponseError, never another
+    exception; a damaged stream passes only if it still ends with ``[DONE]``."""
     try:
         if request.stream:
             assemble(decode(adapter, request, raw, piece=7))
+            assert_whole(raw, "openai")  # a cut stream is an error, never a reply
         else:
             response = httpx.Response(200, headers={"content-type": content_type}, content=raw)
             adapter.parse(request, response)
@@ -763,8 +764,13 @@ async def test_stream_error_event_mid_stream_raises_the_unified_error() -> None:
     )
     request = attrs.evolve(_chat_request(), stream=True)
     decoder = OPENAI.stream_decoder(request)
+    [chunk] = decoder.feed(raw)  # the chunk before the error reaches the caller first
+    assert chunk.choices[0].delta.content == "Hi"
     with pytest.raises(errors.InternalServerError, match="The server had an error"):
-        decoder.feed(raw)
+        decoder.close()
+    decoder = OPENAI.stream_decoder(request)
+    with pytest.raises(errors.InternalServerError, match="The server had an error"):
+        decoder.feed(raw[raw.index(b'data: {"error') :])
 
 
 async def test_a_body_that_is_not_a_stream_is_a_provider_response_error() -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline import AutoDetect, Pipeline, errors, resolve_target
+from pipeline import Pipeline, errors
+from pipeline._resolve import AutoDetect, resolve_target
 from providers import OpenAICompatible, ProviderRegistry, mock_provider
 
 pytestmark = pytest.mark.anyio

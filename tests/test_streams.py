@@ -55,7 +55,8 @@ class Producer(httpx.AsyncByteStream):
             raise httpx.ReadError("connection reset mid-stream")
         if i < len(self.texts):
             self.log.append(f"made {self.texts[i]}")
-            return sse(piece(self.texts[i]))
+            last = i == len(self.texts) - 1
+            return sse(piece(self.texts[i], "stop" if last else None))
         if i == len(self.texts):
             return b"data: [DONE]\n\n"
         raise StopAsyncIteration
