@@ -28,7 +28,8 @@ from benchmarks.overhead import Load, Tally, messages, sequential
 from benchmarks.stats import Summary, summarize
 from benchmarks.targets import API_KEY, MODEL, MODEL_NAME, PROVIDER, mock_target
 from middlewares import Deployment, ErrorMapping, Router
-from pipeline import ChatResponse, Choice, Message, Pipeline, Request, Result, Usage
+from pipeline import ChatResponse, Pipeline, Request, Result, Usage
+from pipeline.adapter import Choice, Message
 
 SIZES = (2, 10, 100, 500)
 STRATEGIES = ("weighted", "latency")

@@ -10,7 +10,8 @@ from typing import Any
 import anyio
 
 from middlewares.router import Router
-from pipeline import ChatResponse, Choice, Message, Pipeline, Request, Result, Usage
+from pipeline import ChatResponse, Pipeline, Request, Result, Usage
+from pipeline.adapter import Choice, Message
 from providers import ProviderRegistry
 from tests._scripted_replies import HI, FakeClock, Sleeps
 

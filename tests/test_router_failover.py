@@ -206,3 +206,16 @@ async def test_answer_is_used_by_the_scripted_terminal() -> None:
     router = Router({"g": [D("a/m")]})
     response = await router(build(router), Terminal(a__m=answer("yes")))
     assert response.choices[0].message.content == "yes"  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_a_deployment_that_cannot_take_a_parameter_is_skipped() -> None:
+    refused = errors.InvalidRequestError("a does not support 'seed'", provider="a")
+    router = Router({"g": [D("a/m"), D("b/m")]}, strategy="priority", max_attempts=1)
+    terminal = Terminal(a__m=refused)
+    assert (await router(build(router), terminal)).provider == "b"  # no attempt spent
+    assert router.snapshot().deployments["a/m"].breaker == "closed"
+    nobody = Terminal(default=errors.InvalidRequestError("malformed everywhere"))
+    with pytest.raises(errors.InvalidRequestError, match="malformed") as caught:
+        await router(build(router), nobody)
+    assert [a.deployment for a in caught.value.attempts] == ["a/m", "b/m"]

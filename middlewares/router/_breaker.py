@@ -15,7 +15,7 @@ import httpx
 from middlewares.state import Outcome
 from pipeline import errors
 
-__all__ = ["NO_CAPACITY", "CircuitBreaker", "calls_for_failover", "outcome_of"]
+__all__ = ["NO_CAPACITY", "SKIPPED", "CircuitBreaker", "calls_for_failover", "outcome_of"]
 
 # The ``code`` of the router's own RateLimitError ("no deployment has capacity").
 NO_CAPACITY = "router_no_capacity"
@@ -31,15 +31,17 @@ _COUNTED = (
     errors.NotFoundError,
     errors.ProviderResponseError,
 )
-# Errors before any I/O that say "not this deployment": move on, count nothing.
-_SKIPPED = (
+# Errors before any I/O that say "not this deployment" (a budget spent, a provider
+# unknown, an endpoint or a parameter it cannot do): move on, count nothing.
+SKIPPED = (
     errors.BudgetExceededError,
     errors.ProviderNotFoundError,
     errors.UnsupportedEndpointError,
+    errors.InvalidRequestError,
 )
 
 # Not counted against the deployment, yet worth another one.
-_FAILOVER_TOO = (*_SKIPPED, errors.RateLimitError, errors.ContextWindowExceededError)
+_FAILOVER_TOO = (*SKIPPED, errors.RateLimitError, errors.ContextWindowExceededError)
 
 
 def _number(name: str, *, positive: bool = True) -> Any:
@@ -86,7 +88,7 @@ class CircuitBreaker:
 def outcome_of(exc: BaseException) -> Outcome:
     """How an exception from a deployment counts for its breaker."""
     if isinstance(exc, errors.DispatchError):
-        if getattr(exc, "code", None) == NO_CAPACITY or isinstance(exc, _SKIPPED):
+        if getattr(exc, "code", None) == NO_CAPACITY or isinstance(exc, SKIPPED):
             return "ignored"
         if exc.retryable or isinstance(exc, _COUNTED):
             return "failure"

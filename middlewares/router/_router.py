@@ -13,6 +13,7 @@ import attrs
 from middlewares._attempts import record
 from middlewares.router._breaker import (
     NO_CAPACITY,
+    SKIPPED,
     CircuitBreaker,
     calls_for_failover,
     outcome_of,
@@ -24,7 +25,8 @@ from middlewares.router._snapshot import DeploymentSnapshot, RouterSnapshot
 from middlewares.router._strategies import Context, Strategy, strategy_named
 from middlewares.router._tokens import TokenCounter, estimate_prompt_tokens, used_tokens
 from middlewares.state import Grant, MemoryState, Policy, State
-from pipeline import Attempt, Endpoint, Handler, Request, Result, Stream, errors, observe
+from pipeline import Attempt, Handler, Request, Result, Stream, errors, observe
+from pipeline.adapter import Endpoint
 
 __all__ = ["ROUTED", "Router"]
 
@@ -39,11 +41,6 @@ Sleep = Callable[[float], Awaitable[object]]
 # A failed call counts as a latency sample of at least this many seconds (and
 # of twice the current estimate), so failing fast never looks fast.
 FAILURE_LATENCY = 5.0
-_SKIPPED = (
-    errors.BudgetExceededError,
-    errors.ProviderNotFoundError,
-    errors.UnsupportedEndpointError,
-)
 _Pick = tuple[Deployment, Grant]
 
 
@@ -269,7 +266,7 @@ class Router:
                 record(result, run.path)
                 return result
             error = run.failures[-1]
-            if not isinstance(error, _SKIPPED):
+            if not isinstance(error, SKIPPED):
                 tries += 1
             if not calls_for_failover(error):
                 break
@@ -413,9 +410,14 @@ class Router:
 
     def _failed(self, run: _Run, refusal: _Refusal) -> errors.DispatchError:
         failures, group = run.failures, run.group.name
-        if len(failures) == 1 and isinstance(failures[0], errors.DispatchError):
-            record(failures[0], run.path)
-            return failures[0]
+        first = failures[0] if failures else None
+        if isinstance(first, errors.DispatchError) and (
+            len(failures) == 1
+            # A request no deployment would take as written: the first says why.
+            or all(isinstance(f, errors.InvalidRequestError) for f in failures)
+        ):
+            record(first, run.path)
+            return first
         if failures:
             each = "; ".join(f"{a.deployment}: {a.error}" for a in run.path if a.error is not None)
             exhausted = calls_for_failover(failures[-1])
