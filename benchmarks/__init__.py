@@ -16,6 +16,7 @@ Sections, each its own module:
   loopback server (:mod:`benchmarks.server`), httpx's default transport
   against the aiohttp-backed one; :mod:`benchmarks.streaming` for streams;
   :mod:`benchmarks.compare` adds litellm when it is installed;
+- :mod:`benchmarks.usage`: what Costs, Stats and Telemetry add per request;
 - :mod:`benchmarks.importtime`: what ``import pipeline, middlewares, providers`` costs.
 
 :mod:`benchmarks.analysis` turns the numbers into the verdicts the tables

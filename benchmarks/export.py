@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from benchmarks import analysis, routing
+from benchmarks import gateway as gateway_bench
 from benchmarks.run import Results
 from benchmarks.stats import Summary
 
@@ -96,7 +99,18 @@ def to_json(results: Results) -> dict[str, Any]:
             }
             for row in results.streaming
         ],
+        "usage": [
+            {
+                "variant": row.variant,
+                "median_us": row.latency_us.median,
+                "over_default_us": row.over_default_us,
+                "alone_us": row.alone_us,
+            }
+            for row in results.usage
+        ],
         "import_ms": analysis.import_ms(results),
+        "gateway": [attrs.asdict(row) for row in results.gateway],
+        "gateway_added_p50_us": gateway_bench.added_p50_us(results.gateway),
         "routing": routing.to_json(results.routing),
         "skipped": results.skipped,
     }

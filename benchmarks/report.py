@@ -8,7 +8,8 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import analysis, routing
+from benchmarks import analysis, routing, usage
+from benchmarks import gateway as gateway_bench
 from benchmarks.importtime import BARE
 from benchmarks.overhead import DEFAULT, RAW
 from benchmarks.run import Results
@@ -206,6 +207,25 @@ def import_section(results: Results) -> Section:
     )
 
 
+def usage_section(results: Results) -> Section:
+    rows = [
+        [
+            row.variant,
+            spread(row.latency_us, 1),
+            "" if row.variant == usage.DEFAULT else _us(row.over_default_us),
+            _us(row.alone_us),
+        ]
+        for row in results.usage
+    ]
+    verdict = usage.verdict(results.usage)
+    return Section(
+        f"Usage layers over Pipeline.default() on MockTransport, priced {usage.MODEL} (µs)",
+        ["variant", "latency µs", "over default µs", "timed alone µs"],
+        rows,
+        [verdict] if verdict else [],
+    )
+
+
 def sections(results: Results) -> list[Section]:
     return [
         lookup_section(results),
@@ -213,8 +233,10 @@ def sections(results: Results) -> list[Section]:
         overhead_section(results),
         transport_section(results),
         streaming_section(results),
+        usage_section(results),
         Section(*routing.table(results.routing)),
         import_section(results),
+        gateway_bench.section(results.gateway, results.gateway_skipped),
     ]
 
 

@@ -11,7 +11,8 @@ import anyio
 import attrs
 import structlog
 
-from benchmarks import compare, importtime, lookup, machine, resolve, routing
+from benchmarks import compare, importtime, lookup, machine, resolve, routing, usage
+from benchmarks import gateway as gateway_bench
 from benchmarks.fresh import run_rounds
 from benchmarks.lookup import LookupRow
 from benchmarks.overhead import (
@@ -66,6 +67,9 @@ class Results:
     skipped: list[str]
     seconds: float
     default_stack: str  # repr(Pipeline.default()): which middlewares were measured
+    usage: list[usage.UsageRow] = attrs.Factory(list)  # Costs, Stats, Telemetry over it
+    gateway: list[gateway_bench.GatewayRow] = attrs.field(factory=list)
+    gateway_skipped: list[str] = attrs.field(factory=list)
 
 
 # Where each variant runs. The cache hit never reaches a transport, so once is
@@ -101,8 +105,9 @@ def all_variants() -> Variants:
 
 def steps(scale: Scale) -> int:
     targets = all_targets("http://127.0.0.1:1/v1")
-    sections = len(targets) + len(stream_targets(targets)) + 1  # + routing
-    return 2 * scale.rounds + sections + scale.import_runs
+    sections = 3  # the usage layers, the gateway overhead, routing
+    targets_run = len(targets) + len(stream_targets(targets))
+    return 2 * scale.rounds + targets_run + scale.import_runs + sections
 
 
 @contextmanager
@@ -132,7 +137,7 @@ def quiet_logs() -> Iterator[None]:
 
 async def _requests(
     base_url: str, scale: Scale, advance: Advance
-) -> tuple[list[OverheadRow], list[StreamRow], list[str]]:
+) -> tuple[list[OverheadRow], list[StreamRow], list[str], list[usage.UsageRow]]:
     targets = all_targets(base_url)
     rows: list[OverheadRow] = []
     skipped: list[str] = []
@@ -147,7 +152,9 @@ async def _requests(
         advance(f"streaming: {target.key}")
     if not compare.available():
         skipped.append("litellm.acompletion: litellm is not installed")
-    return rows, streams, skipped
+    usage_rows, usage_skips = await usage.measure(scale.load)
+    advance("usage layers")
+    return rows, streams, skipped + usage_skips, usage_rows
 
 
 async def _routing(scale: Scale, advance: Advance) -> routing.RoutingResults:
@@ -166,9 +173,12 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
     lookup_samples = run_rounds("lookup", config, scale.rounds, lambda: advance("lookup round"))
     resolve_samples = run_rounds("resolve", config, scale.rounds, lambda: advance("resolve round"))
     with quiet_logs(), LoopbackServer() as server:
-        rows, streams, skipped = anyio.run(
+        rows, streams, skipped, usage_rows = anyio.run(
             _requests, server.base_url, scale, advance, backend="asyncio"
         )
+        load = gateway_bench.QUICK if scale is QUICK else gateway_bench.FULL
+        gateway_rows, gateway_skipped = gateway_bench.measure(server.base_url, load)
+        advance("gateway overhead")
         routed = anyio.run(_routing, scale, advance, backend="asyncio")
     imports = importtime.measure(scale.import_runs, lambda: advance("import time run"))
     return Results(
@@ -184,4 +194,7 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         skipped=skipped,
         seconds=time.perf_counter() - start,
         default_stack=repr(Pipeline.default(registry=mock_target().registry())),
+        usage=usage_rows,
+        gateway=gateway_rows,
+        gateway_skipped=gateway_skipped,
     )

@@ -33,7 +33,8 @@ What a user relies on:
   ``no_store`` (read, never write) and ``no_cache`` (never read or wait on
   another call, still write). Anything else is an ``InvalidRequestError``.
 - A hit is a copy, marked ``cache_hit=True``, with ``attempts=()`` (no
-  provider was tried for it); changing it never changes the stored entry.
+  provider was tried for it) and ``cost=0.0`` (nothing was spent for it);
+  changing it never changes the stored entry.
   Errors are never cached. A failing backend is logged and treated as a miss.
 - A :class:`Cache` (its single-flight table) belongs to one event loop; a
   :class:`MemoryCache` may be shared more widely (it takes a lock).
@@ -396,7 +397,7 @@ class _Replay:
 def _as_hit(entry: Any) -> Result:
     if isinstance(entry, CachedStream):
         replay = _Replay(entry.chunks)
-        return Stream(
+        hit = Stream(
             replay,
             replay.aclose,
             provider=entry.provider,
@@ -404,9 +405,12 @@ def _as_hit(entry: Any) -> Result:
             cache_hit=True,
             request_id=entry.request_id,
         )
+        hit.cost = 0.0
+        return hit
     if isinstance(entry, Response):
         entry.cache_hit = True
         entry.attempts = ()
+        entry.cost = 0.0
     return entry  # type: ignore[no-any-return]
 
 

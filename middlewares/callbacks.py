@@ -8,8 +8,8 @@ Every hook is optional and may be a plain or an async function:
 - ``on_request(request)``: before the rest of the chain runs;
 - ``on_success(request, response)``: the request succeeded. For a stream,
   when it has been read to its end, with the :class:`pipeline.ChatResponse`
-  its chunks add up to (content, tool calls, usage; ``latency`` is the whole
-  stream's duration);
+  its chunks add up to (content, tool calls, usage, ``cost`` when a Costs
+  layer inside priced it; ``latency`` is the whole stream's duration);
 - ``on_failure(request, exc)``: the request failed: it raised (before or
   in the middle of a stream), or it was stopped, in which case ``exc`` is a
   :class:`RequestCancelled` (cancelled, or its stream closed before the end),
@@ -285,6 +285,7 @@ class _StreamWatch:
         response.cache_hit = stream.cache_hit
         response.attempts = stream.attempts
         response.request_id = stream.request_id
+        response.cost = stream.cost
         response.latency = time.perf_counter() - self._start
         return response
 

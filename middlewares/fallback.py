@@ -11,9 +11,10 @@ alternative is derived from the ORIGINAL request, never from the previous one.
 - Which errors move on to the next alternative: by default those that are
   retryable (rate limits, 5xx, timeouts, connection errors),
   :class:`errors.ContextWindowExceededError`,
-  :class:`errors.ServiceUnavailableError` and every
+  :class:`errors.ServiceUnavailableError`, every
   :class:`errors.RateLimitError` (an exhausted quota is not worth a retry,
-  but is worth another provider); pass ``should_fallback`` to
+  but is worth another provider) and :class:`errors.BudgetExceededError`
+  (likewise, a spent budget); pass ``should_fallback`` to
   decide otherwise. Authentication, permission and invalid-request errors
   stop the chain by default. The same rule applies to every alternative's
   error: one that does not call for fallback ends the chain there.
@@ -61,12 +62,13 @@ _ALWAYS = (
     errors.ContextWindowExceededError,
     errors.ServiceUnavailableError,
     errors.RateLimitError,
+    errors.BudgetExceededError,
 )
 
 
 def calls_for_fallback(exc: Exception) -> bool:
     """The default ``should_fallback``: retryable errors, context window exceeded,
-    service unavailable, and any rate limit (an exhausted quota too)."""
+    service unavailable, any rate limit (an exhausted quota too) and a spent budget."""
     return isinstance(exc, errors.DispatchError) and (exc.retryable or isinstance(exc, _ALWAYS))
 
 

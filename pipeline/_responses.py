@@ -4,8 +4,9 @@ Each class mirrors the OpenAI object of the same role; ``to_dict()`` gives
 JSON that the official ``openai`` SDK's types accept. Beside OpenAI's fields
 every response carries where it came from: ``provider``, ``model``,
 ``latency`` (seconds, end to end through the pipeline), ``cache_hit``,
-``attempts`` (the path retries and fallbacks took) and the provider's
-``request_id``.
+``attempts`` (the path retries and fallbacks took), the provider's
+``request_id`` and ``cost`` (USD, set by the ``Costs`` middleware; None when
+unpriced).
 
 Reasoning ("thinking") text, from any provider that returns it, is in
 ``message.reasoning_content`` (and ``delta.reasoning_content`` in streams).
@@ -39,6 +40,9 @@ class Usage:
     total_tokens: int = 0
     reasoning_tokens: int | None = None
     cached_tokens: int | None = None
+    # Prompt tokens written to the provider's prompt cache (Anthropic's
+    # cache_creation_input_tokens): priced apart, not part of OpenAI's JSON.
+    cache_write_tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -117,6 +121,7 @@ class Response:
     cache_hit: bool = False
     attempts: tuple[Attempt, ...] = ()
     request_id: str | None = None
+    cost: float | None = None  # USD; set by middlewares.Costs, None when the price is unknown
 
 
 @attrs.define(kw_only=True)

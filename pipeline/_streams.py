@@ -35,6 +35,7 @@ class Stream(Generic[T]):
         "_iterator",
         "attempts",
         "cache_hit",
+        "cost",
         "latency",
         "model",
         "provider",
@@ -61,6 +62,7 @@ class Stream(Generic[T]):
         self.attempts = attempts
         self.request_id = request_id
         self.latency = 0.0  # for a stream: seconds until its first chunk was ready
+        self.cost: float | None = None  # USD, once the stream has ended (middlewares.Costs)
 
     def __aiter__(self) -> Stream[T]:
         return self
@@ -100,6 +102,7 @@ class Stream(Generic[T]):
         self.attempts = other.attempts
         self.request_id = other.request_id
         self.latency = other.latency
+        self.cost = other.cost
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.provider}/{self.model}>"
@@ -139,10 +142,12 @@ class ObservedStream(Stream[T]):
             chunk = await self._inner.__anext__()
         except StopAsyncIteration:
             self._done = True
+            self.cost = self._inner.cost
             await _call(self._on_end, True)
             raise
         except BaseException as exc:
             self._done = True
+            self.cost = self._inner.cost
             await _call(self._on_error, exc)
             raise
         if self._on_chunk is not None:
@@ -158,6 +163,7 @@ class ObservedStream(Stream[T]):
         finally:
             if not self._done:
                 self._done = True
+                self.cost = self._inner.cost
                 await _call(self._on_end, False)
 
 
@@ -175,6 +181,9 @@ def observe(
       ``False`` when the caller closed it early;
     - ``on_error(exc)``: once, when iterating raised (cancellation included);
       the exception then propagates unchanged.
+
+    The wrapper takes ``stream``'s ``cost`` as it ends, before its own end
+    hook runs, so a cost set by an inner layer's hook reaches the caller.
 
     Hooks may be plain or async functions. Exactly one of ``on_end`` and
     ``on_error`` is called.
@@ -204,6 +213,10 @@ class SyncStream(Generic[T]):
     @property
     def attempts(self) -> tuple[Attempt, ...]:
         return self._stream.attempts
+
+    @property
+    def cost(self) -> float | None:
+        return self._stream.cost
 
     def __iter__(self) -> Iterator[T]:
         return self

@@ -7,7 +7,7 @@ Every error dispatchline raises is a :class:`DispatchError`::
     ├── UnsupportedEndpointError       provider lacks the endpoint (before any I/O)
     ├── InvalidRequestError            bad input found before any I/O
     ├── SyncInEventLoopError           a sync call made inside a running event loop
-    ├── BudgetExceededError            a budget's scope has spent its limit (before any I/O)
+    ├── BudgetExceededError            a spending budget is used up (before any I/O)
     ├── ProviderResponseError          a provider body the adapter cannot parse
     ├── APIConnectionError             transport failure (retryable)
     │   └── TimeoutError               connect/read/write/pool timeout (retryable)
@@ -141,9 +141,14 @@ class SyncInEventLoopError(DispatchError):
 
 
 class BudgetExceededError(DispatchError):
-    """A budget's ``scope`` has spent ``spent`` of its ``limit`` (USD) in the period
-    that ends at ``resets_at`` (epoch seconds, or None for a rolling window).
-    Inside a Router it means "skip this deployment"."""
+    """A :class:`middlewares.Budget` has spent its limit for this period; raised before I/O.
+
+    ``scope`` names what the budget was counting (``"provider:openai"``,
+    ``"deployment:east"``...), ``spent`` and ``limit`` are USD, ``resets_at``
+    is when spending is allowed again (Unix time, seconds), and
+    ``retry_after`` the seconds until then. Inside a Router it means "skip
+    this deployment", never a deployment failure.
+    """
 
     def __init__(
         self,
@@ -152,7 +157,7 @@ class BudgetExceededError(DispatchError):
         scope: str,
         spent: float,
         limit: float,
-        resets_at: float | None = None,
+        resets_at: float,
         **kwargs: Any,
     ) -> None:
         super().__init__(message, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from middlewares import Callbacks, Deployment, Router, default_stack
+from middlewares import Budget, Callbacks, Deployment, Router, Stats, Telemetry, default_stack
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -33,6 +33,13 @@ def test_the_stack_order_shown_is_default_stacks() -> None:
     shown = re.search(r"\n(Logging -> .*? -> terminal)\n", routing_section())
     assert shown is not None
     router = Router({"g": [Deployment("a/m")]})
-    stack = default_stack(router=router, callbacks=Callbacks(), fallbacks=["b/m"])
+    stack = default_stack(
+        telemetry=Telemetry(),
+        stats=Stats(),
+        router=router,
+        callbacks=Callbacks(),
+        fallbacks=["b/m"],
+        budgets=[Budget(1.0)],
+    )
     names = [type(layer).__name__ for layer in stack]
     assert [n for n in shown.group(1).split(" -> ") if n != "terminal"] == names

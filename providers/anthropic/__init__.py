@@ -42,7 +42,8 @@ Responses: ``text`` blocks are the message content, ``thinking`` blocks its
 ``reasoning_content``, ``tool_use`` blocks its ``tool_calls`` (ids kept, input
 as a JSON string). ``prompt_tokens`` counts every input token (fresh, written
 to and read from the prompt cache); ``cached_tokens`` is the part read from
-the cache. Anthropic sends no creation time, so ``created`` is 0.
+the cache, ``cache_write_tokens`` the part written to it. Anthropic sends no
+creation time, so ``created`` is 0.
 """
 
 from __future__ import annotations

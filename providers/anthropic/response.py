@@ -75,6 +75,7 @@ def usage_of(data: dict[str, Any]) -> Usage:
         completion_tokens=completion,
         total_tokens=prompt + completion,
         cached_tokens=read,
+        cache_write_tokens=opt_int(data, "cache_creation_input_tokens"),
     )
 
 

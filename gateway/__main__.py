@@ -1,0 +1,5 @@
+"""``python -m gateway``: the ``dispatchline`` command."""
+
+from gateway._entry import main
+
+main()

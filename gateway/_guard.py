@@ -1,0 +1,126 @@
+"""The one ASGI middleware: request ids, authentication, and in-flight accounting.
+
+A plain ASGI callable (never Starlette's BaseHTTPMiddleware, which re-streams
+every body through a task and a channel). Per request it:
+
+- picks the request id (the caller's ``x-request-id`` when it is sane, else a
+  new one) and adds ``x-request-id`` to the response, whatever the route;
+- outside the public routes (probes, metrics), authenticates the caller
+  against the current generation's keys, answering every failure with the
+  same 401 body;
+- takes the current generation for the whole request, a stream included, and
+  gives it back when the response has been sent, so a reload waits for it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from typing import Any
+
+import attrs
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway._auth import VirtualKey
+from gateway._errors import body
+from gateway._sse import Disconnect
+from gateway._state import Gateway, Generation, NotReady
+
+PUBLIC = frozenset(
+    {"/health/liveliness", "/health/liveness", "/health/readiness", "/metrics", "/api/v1/health"}
+)
+SCOPE_KEY = "dispatchline.call"
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+UNAUTHORIZED = body("Invalid or missing API key.", "invalid_request_error", "invalid_api_key")
+
+
+@attrs.define(slots=True)
+class Call:
+    """What the gateway knows of one request while it runs."""
+
+    request_id: str
+    generation: Generation
+    key: VirtualKey
+    disconnect: Disconnect
+    failed: bool = False
+    cost: float | None = None
+
+    def admit(self, model: str) -> None:
+        """Raise when this caller's key may not send ``model`` now."""
+        self.generation.keyring.admit(self.key, model)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def send_json(send: Send, status: int, data: bytes, headers: list[Any]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+class Guard:
+    """``Guard(app, gateway=...)``: see the module docstring."""
+
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app = app
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and _SANE_ID.match(given) else "req_" + secrets.token_hex(12)
+        id_header = (b"x-request-id", request_id.encode())
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+            await send(message)
+
+        if scope["path"] in PUBLIC:
+            await self.app(scope, receive, send_with_id)
+            return
+        try:
+            generation = self.gateway.current
+        except NotReady:
+            data = _json(body("the gateway is not ready", "server_error", "not_ready"))
+            await send_json(send, 503, data, [id_header])
+            return
+        key = generation.keyring.authenticate(_header(scope, b"authorization"))
+        if key is None:
+            headers = [id_header, (b"www-authenticate", b"Bearer")]
+            await send_json(send, 401, _json(UNAUTHORIZED), headers)
+            return
+        call = Call(request_id, generation.acquire(), key, Disconnect(self.gateway.spawn))
+        scope[SCOPE_KEY] = call
+        gateway = self.gateway
+        gateway.requests += 1
+        gateway.last_request = time.time()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            generation.keyring.charge(key, call.cost)
+            generation.release()
+            if call.failed or status >= 400:
+                gateway.failures += 1
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
