@@ -147,7 +147,9 @@ async def test_half_open_lets_exactly_one_probe_through() -> None:
         errors.ContextWindowExceededError("too long"),
         errors.ContentPolicyViolationError("flagged"),
         errors.InvalidRequestError("malformed"),
-        errors.BudgetExceededError("spent", scope="deployment", spent=1.0, limit=1.0, resets_at=0.0),
+        errors.BudgetExceededError(
+            "spent", scope="deployment", spent=1.0, limit=1.0, resets_at=0.0
+        ),
         errors.RateLimitError("no capacity", code=NO_CAPACITY),  # a router's own refusal
     ],
 )

@@ -87,7 +87,9 @@ async def test_attempts_per_request_are_bounded() -> None:
 
 @pytest.mark.anyio
 async def test_a_budget_refusal_skips_the_deployment_without_counting() -> None:
-    spent = errors.BudgetExceededError("spent", scope="deployment", spent=2.0, limit=2.0, resets_at=0.0)
+    spent = errors.BudgetExceededError(
+        "spent", scope="deployment", spent=2.0, limit=2.0, resets_at=0.0
+    )
     router = Router({"g": [D("a/m"), D("b/m")]}, strategy="priority", max_attempts=1)
     terminal = Terminal(a__m=spent)
     assert (await router(build(router), terminal)).provider == "b"  # max_attempts not spent
