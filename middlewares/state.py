@@ -43,11 +43,13 @@ window keys):
 ``view(key, policy, now)`` / ``await aview(key, policy, now)``
     A :class:`DeploymentState`: this process's view, and the shared one.
 
-Windows are ``WINDOW_STEPS`` buckets of ``window / WINDOW_STEPS`` seconds,
-keyed by ``int(now // step)``; a bucket counts while its index is within
-``WINDOW_STEPS`` of the current one, so the counted span is at least the
-window: a limit is never exceeded over any window-long stretch, at the price
-of up to one step of idle capacity. ``now`` is wall-clock seconds (the
+Rate windows are ``WINDOW_STEPS`` buckets of ``window / WINDOW_STEPS``
+seconds, keyed by ``int(now // step)``; a bucket counts while its index is
+within ``WINDOW_STEPS`` of the current one, so the counted span is at least
+the window: a limit is never exceeded over any window-long stretch, at the
+price of up to one step of idle capacity. They are kept only for a
+deployment with an ``rpm`` or ``tpm``. The breaker's window is
+``BREAKER_STEPS`` buckets, the same way. ``now`` is wall-clock seconds (the
 Router's clock, ``time.time`` unless injected), so processes on several hosts
 agree on buckets and deadlines.
 
@@ -75,6 +77,7 @@ from typing import Literal, NamedTuple, Protocol
 import attrs
 
 __all__ = [
+    "BREAKER_STEPS",
     "WINDOW_STEPS",
     "BreakerState",
     "DeploymentState",
@@ -89,6 +92,7 @@ Outcome = Literal["success", "failure", "ignored"]
 BreakerState = Literal["closed", "open", "half_open"]
 
 WINDOW_STEPS = 60
+BREAKER_STEPS = 10
 # A refusal with nothing to wait for but another request's end (a concurrency
 # slot, the half-open probe): a short hint.
 SHORT_WAIT = 0.1
@@ -136,8 +140,8 @@ class DeploymentState:
     in_flight: int
     breaker: BreakerState
     reopens_at: float | None  # when an open breaker lets its probe through
-    rpm_used: int
-    tpm_used: int
+    rpm_used: int | None  # in the window; None for a deployment without rpm or tpm
+    tpm_used: int | None
     latency: float | None  # peak-EWMA estimate, seconds (None before any sample)
 
 
@@ -167,12 +171,13 @@ class State(Protocol):
 
 
 class _Window:
-    """Sums over the last ``WINDOW_STEPS + 1`` buckets, kept as they move."""
+    """Sums over the last ``steps + 1`` buckets, kept as they move."""
 
-    __slots__ = ("buckets", "first", "second", "step")
+    __slots__ = ("buckets", "first", "second", "step", "steps")
 
-    def __init__(self, seconds: float) -> None:
-        self.step = seconds / WINDOW_STEPS
+    def __init__(self, seconds: float, steps: int) -> None:
+        self.steps = steps
+        self.step = seconds / steps
         self.buckets: deque[list[int]] = deque()  # [index, first, second]
         self.first = 0
         self.second = 0
@@ -181,7 +186,7 @@ class _Window:
         """The current bucket's index, once the buckets that left the window are dropped."""
         index = int(now // self.step)
         buckets = self.buckets
-        while buckets and buckets[0][0] < index - WINDOW_STEPS:
+        while buckets and buckets[0][0] < index - self.steps:
             gone = buckets.popleft()
             self.first -= gone[1]
             self.second -= gone[2]
@@ -215,7 +220,7 @@ class _Window:
         for bucket in self.buckets:
             used -= bucket[which]
             if used + cost <= limit:
-                return max((bucket[0] + WINDOW_STEPS + 1) * self.step - now, 0.0)
+                return max((bucket[0] + self.steps + 1) * self.step - now, 0.0)
         return max(self.step, 0.0)  # pragma: no cover - cost <= limit always fits an empty window
 
 
@@ -233,8 +238,10 @@ class _Record:
 
     def __init__(self, policy: Policy, now: float) -> None:
         self.in_flight = 0
-        self.usage = _Window(policy.window)  # requests, tokens
-        self.outcomes = _Window(policy.breaker_window)  # requests, failures
+        # requests and tokens, counted only for a deployment with an rpm or tpm
+        limited = policy.rpm is not None or policy.tpm is not None
+        self.usage = _Window(policy.window, WINDOW_STEPS) if limited else None
+        self.outcomes = _Window(policy.breaker_window, BREAKER_STEPS)  # requests, failures
         self.open_until: float | None = None
         self.probing = False
         self.estimate = 0.0
@@ -282,17 +289,19 @@ class MemoryState:
         if limit is not None and record.in_flight >= limit:
             return Grant(key, policy, False, reason="concurrency", retry_after=SHORT_WAIT)
         usage = record.usage
-        index = usage.roll(now)
-        rpm, tpm = policy.rpm, policy.tpm
-        if rpm is not None and usage.first + 1 > rpm:
-            wait = usage.wait(now, usage.first, rpm, 1, 1)
-            return Grant(key, policy, False, reason="rpm", retry_after=wait)
-        if tpm is not None and usage.second + cost > tpm:
-            never = cost > tpm  # this request alone is over the limit
-            after = None if never else usage.wait(now, usage.second, tpm, cost, 2)
-            return Grant(key, policy, False, reason="tpm", retry_after=after)
+        index = 0
+        if usage is not None:
+            index = usage.roll(now)
+            rpm, tpm = policy.rpm, policy.tpm
+            if rpm is not None and usage.first + 1 > rpm:
+                wait = usage.wait(now, usage.first, rpm, 1, 1)
+                return Grant(key, policy, False, reason="rpm", retry_after=wait)
+            if tpm is not None and usage.second + cost > tpm:
+                never = cost > tpm  # this request alone is over the limit
+                after = None if never else usage.wait(now, usage.second, tpm, cost, 2)
+                return Grant(key, policy, False, reason="tpm", retry_after=after)
+            usage.add(index, 1, cost)
         record.in_flight += 1
-        usage.add(index, 1, cost)
         if probe:
             record.probing = True
         return Grant(key, policy, True, cost, index, probe)
@@ -311,8 +320,9 @@ class MemoryState:
         record = self._records.get(key) or self._record(key, policy, now)
         if record.in_flight:
             record.in_flight -= 1
-        if tokens is not None and tokens != grant.cost:
-            record.usage.adjust(grant.bucket, tokens - grant.cost)
+        usage = record.usage
+        if usage is not None and tokens is not None and tokens != grant.cost:
+            usage.adjust(grant.bucket, tokens - grant.cost)
         if latency is not None:
             # Peak-EWMA: the first sample, or one above the estimate (decayed
             # towards 0 while idle), replaces it; one below pulls it down by how
@@ -362,7 +372,8 @@ class MemoryState:
     def view(self, key: str, policy: Policy, now: float) -> DeploymentState:
         record = self._record(key, policy, now)
         usage = record.usage
-        usage.roll(now)
+        if usage is not None:
+            usage.roll(now)
         until = record.open_until
         breaker: BreakerState = (
             "closed" if until is None else "open" if now < until else "half_open"
@@ -371,8 +382,8 @@ class MemoryState:
             in_flight=record.in_flight,
             breaker=breaker,
             reopens_at=until,
-            rpm_used=usage.first,
-            tpm_used=usage.second,
+            rpm_used=None if usage is None else usage.first,
+            tpm_used=None if usage is None else usage.second,
             latency=_decayed(record, policy, now) if record.sampled else None,
         )
 

@@ -22,8 +22,8 @@ class DeploymentSnapshot:
     in_flight: int
     breaker: BreakerState
     reopens_at: float | None  # the router's clock (epoch seconds by default)
-    rpm_used: int  # requests in the rate window
-    tpm_used: int  # tokens in the rate window (estimates, reconciled with real usage)
+    rpm_used: int | None  # requests in the rate window (None without an rpm or tpm)
+    tpm_used: int | None  # tokens in it (estimates, replaced by the real usage)
     rpm: int | None
     tpm: int | None
     max_concurrency: int | None
