@@ -234,7 +234,7 @@ def sections(results: Results) -> list[Section]:
         transport_section(results),
         streaming_section(results),
         usage_section(results),
-        Section(*routing.table(results.routing)),
+        *([Section(*routing.table(results.routing))] if results.routing else []),
         import_section(results),
         gateway_bench.section(results.gateway, results.gateway_skipped),
     ]

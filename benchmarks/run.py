@@ -63,13 +63,13 @@ class Results:
     overhead: list[OverheadRow]
     streaming: list[StreamRow]
     import_ms: dict[str, Summary]
-    routing: routing.RoutingResults
     skipped: list[str]
     seconds: float
     default_stack: str  # repr(Pipeline.default()): which middlewares were measured
     usage: list[usage.UsageRow] = attrs.Factory(list)  # Costs, Stats, Telemetry over it
     gateway: list[gateway_bench.GatewayRow] = attrs.field(factory=list)
     gateway_skipped: list[str] = attrs.field(factory=list)
+    routing: routing.RoutingResults | None = None
 
 
 # Where each variant runs. The cache hit never reaches a transport, so once is

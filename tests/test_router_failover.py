@@ -187,8 +187,8 @@ def test_sync_calls_and_sync_streams_route(sync_backend: str) -> None:
 async def test_a_cache_hit_spends_no_capacity() -> None:
     router = Router({"g": [D("one/m", rpm=1)]}, clock=FakeClock())
     pipe = Pipeline.default(router=router, registry=every_endpoint_registry())
-    first = await pipe.acompletion("g", HI)
-    again = await pipe.acompletion("g", HI)
+    first = await pipe.acompletion("g", HI, temperature=0)  # cached: it does not sample
+    again = await pipe.acompletion("g", HI, temperature=0)
     assert again.cache_hit and again.choices[0].message.content == first.choices[0].message.content
     assert router.snapshot().deployments["one/m"].rpm_used == 1
 
