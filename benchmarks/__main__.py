@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick] [--json PATH] [--results DIR] [--record]``."""
+"""``python -m benchmarks [--quick] [--json PATH] [--results DIR] [--record]``;
+``python -m benchmarks soak [--quick] [--record] [--seed N]`` (:mod:`benchmarks.soak`)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["soak"]:
+        from benchmarks.soak import main as soak
+
+        return soak(argv[1:])
+    args = parse(argv)
     scale = QUICK if args.quick else FULL
     console = Console()
     if not console.is_terminal:  # CI logs: wide enough for the tables, not 80 columns

@@ -35,6 +35,7 @@ async def litellm_calls(target: Target) -> AsyncIterator[Call]:
             messages=messages(i),
             api_base=target.base_url,
             api_key=API_KEY,
+            temperature=0,
         )
 
     yield call

@@ -1,6 +1,7 @@
 """Per-request latency and throughput: raw httpx against the pipeline.
 
-Every variant sends the same chat request to the same target:
+Every variant sends the same chat request (at ``temperature=0``: an answer the
+default cache keeps) to the same target:
 
 - ``raw httpx``: ``client.post(url, json=body)`` then ``response.json()``,
   what a user would write by hand;
@@ -47,6 +48,9 @@ class Skipped(Exception):
     """A variant that cannot be measured in this build; the message says why."""
 
 
+PARAMS = {"temperature": 0}
+
+
 def messages(i: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"benchmark request {i}"}]
 
@@ -77,7 +81,7 @@ async def raw_calls(target: Target) -> AsyncIterator[Call]:
 
         async def call(i: int) -> object:
             response = await client.post(
-                url, json={"model": MODEL_NAME, "messages": messages(i)}, headers=headers
+                url, json={"model": MODEL_NAME, "messages": messages(i), **PARAMS}, headers=headers
             )
             response.raise_for_status()
             return response.json()
@@ -93,7 +97,7 @@ async def session_calls(target: Target) -> AsyncIterator[Call]:
     async with aiohttp.ClientSession() as session:
 
         async def call(i: int) -> object:
-            body = {"model": MODEL_NAME, "messages": messages(i)}
+            body = {"model": MODEL_NAME, "messages": messages(i), **PARAMS}
             async with session.post(url, json=body, headers=headers) as response:
                 response.raise_for_status()
                 return await response.json()
@@ -106,7 +110,7 @@ async def pipeline_calls(target: Target, build: Build) -> AsyncIterator[Call]:
     async with pipeline_on(target, build) as pipe:
 
         async def call(i: int) -> object:
-            return await pipe.acompletion(MODEL, messages(i), api_key=API_KEY)
+            return await pipe.acompletion(MODEL, messages(i), api_key=API_KEY, temperature=0)
 
         yield call
 
@@ -115,13 +119,13 @@ async def pipeline_calls(target: Target, build: Build) -> AsyncIterator[Call]:
 async def cache_hit_calls(target: Target) -> AsyncIterator[Call]:
     async with pipeline_on(target, Pipeline.default) as pipe:
         same = messages(-1)
-        await pipe.acompletion(MODEL, same, api_key=API_KEY)
-        again = await pipe.acompletion(MODEL, same, api_key=API_KEY)
+        await pipe.acompletion(MODEL, same, api_key=API_KEY, temperature=0)
+        again = await pipe.acompletion(MODEL, same, api_key=API_KEY, temperature=0)
         if not again.cache_hit:
             raise Skipped("Pipeline.default() did not answer a repeated request from its cache")
 
         async def call(i: int) -> object:
-            return await pipe.acompletion(MODEL, same, api_key=API_KEY)
+            return await pipe.acompletion(MODEL, same, api_key=API_KEY, temperature=0)
 
         yield call
 

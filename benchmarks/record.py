@@ -9,6 +9,7 @@ from pathlib import Path
 
 from benchmarks.report import Section, markdown
 from benchmarks.run import Results
+from benchmarks.soak_report import kept_section
 
 HERE = Path(__file__).resolve().parent
 PLOT_NAME = "lookup.png"
@@ -46,5 +47,6 @@ def write_record(
     """Write RESULTS.md and copy the plot beside it; returns the Markdown file's path."""
     shutil.copyfile(plot, folder / PLOT_NAME)
     path = folder / "RESULTS.md"
-    path.write_text(results_markdown(results, parts), encoding="utf-8")
+    soak = kept_section(path)  # the soak records its own section; keep it
+    path.write_text(results_markdown(results, parts) + (f"\n{soak}" if soak else ""), "utf-8")
     return path

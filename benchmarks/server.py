@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from types import TracebackType
 
 from aiohttp import web
@@ -42,8 +43,10 @@ def app() -> web.Application:
     return application
 
 
-def serve() -> None:
-    """Serve until SIGTERM/SIGINT; the port goes to stdout once accepting."""
+def serve(application: web.Application | None = None, shutdown_timeout: float = 60.0) -> None:
+    """Serve ``application`` (this module's by default) until SIGTERM/SIGINT; the
+    port goes to stdout once accepting. On shutdown, handlers still running get
+    ``shutdown_timeout`` seconds."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -52,13 +55,25 @@ def serve() -> None:
     def ready(_banner: str) -> None:
         print(port, flush=True)
 
-    web.run_app(app(), sock=sock, print=ready, access_log=None, backlog=1024)
+    web.run_app(
+        application or app(),
+        sock=sock,
+        print=ready,
+        access_log=None,
+        backlog=1024,
+        shutdown_timeout=shutdown_timeout,
+    )
 
 
 class LoopbackServer:
-    """``with LoopbackServer() as server: server.base_url`` (``http://127.0.0.1:PORT/v1``)."""
+    """``with LoopbackServer() as server: server.base_url`` (``http://127.0.0.1:PORT/v1``).
 
-    def __init__(self) -> None:
+    ``module`` (run with ``python -m``, given ``args``) is any server that prints
+    its port once serving; by default this one.
+    """
+
+    def __init__(self, module: str = "benchmarks.server", args: Sequence[str] = ()) -> None:
+        self._command = [sys.executable, "-m", module, *args]
         self._process: subprocess.Popen[str] | None = None
         self.port = 0
 
@@ -68,7 +83,7 @@ class LoopbackServer:
 
     def __enter__(self) -> LoopbackServer:
         process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.server"],
+            self._command,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,

@@ -5,7 +5,7 @@
 - ``httpx``: the loopback server, through ``httpx.AsyncClient()`` as httpx
   ships it (100 connections, 20 kept alive);
 - ``own``: the loopback server, through the client a pipeline makes
-  for itself when none is injected (``pipeline._dispatch.default_client``:
+  for itself when none is injected (``pipeline._clients.default_client``:
   the aiohttp transport on asyncio when installed); the pipeline variants
   here are built without ``http_client=``;
 - ``aiohttp``: the loopback server, through httpx with the aiohttp-backed
@@ -21,7 +21,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from benchmarks.replies import completion_body, stream_events, wants_stream
-from pipeline._dispatch import default_client
+from pipeline._clients import default_client
 from providers import OpenAICompatible, ProviderRegistry
 
 PROVIDER = "bench"

@@ -138,8 +138,9 @@ def _cache(table: Table) -> Callable[[], Any]:
     max_bytes = table.integer("max_bytes", None)
     ttl = table.number("ttl", None)
     namespace = table.text("namespace", None)
+    lifetime = {} if ttl is None else {"ttl": ttl}  # unset: MemoryCache's default (an hour)
     return lambda: Cache(
-        MemoryCache(max_entries, max_bytes=max_bytes, ttl=ttl), namespace=namespace
+        MemoryCache(max_entries, max_bytes=max_bytes, **lifetime), namespace=namespace
     )
 
 

@@ -33,8 +33,9 @@ cancellation, so keep them short. With ``background=True`` the hooks run in
 a task group the middleware owns, entered by ``async with pipeline:``: the
 caller is not delayed, each request's hooks still run in order, and leaving
 the ``async with`` waits for the pending ones. A request made with
-``background=True`` outside ``async with pipeline:`` raises
-:class:`BackgroundNotRunningError` before anything else happens.
+``background=True`` outside ``async with pipeline:``, or on another event
+loop than the one that entered it, raises :class:`BackgroundNotRunningError`
+before anything else happens.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from pipeline import (
     StreamAccumulator,
     observe,
 )
+from pipeline._loops import running_loop
 
 __all__ = ["BackgroundNotRunningError", "Callbacks", "Hook", "RequestCancelled"]
 
@@ -144,7 +146,7 @@ _Runner = _Inline | _Lane
 class Callbacks:
     """The callbacks middleware; see the module docstring for when each hook fires."""
 
-    __slots__ = ("_background", "_hooks", "_task_group")
+    __slots__ = ("_background", "_hooks", "_loop", "_task_group")
 
     def __init__(
         self,
@@ -171,6 +173,7 @@ class Callbacks:
         self._hooks: dict[str, Hook] = {k: v for k, v in hooks.items() if v is not None}
         self._background = background
         self._task_group: TaskGroup | None = None
+        self._loop: object | None = None  # the event loop the task group runs on
 
     def __repr__(self) -> str:
         shown = [
@@ -188,6 +191,7 @@ class Callbacks:
             task_group = anyio.create_task_group()
             await task_group.__aenter__()
             self._task_group = task_group
+            self._loop = running_loop()
         return self
 
     async def __aexit__(
@@ -210,6 +214,12 @@ class Callbacks:
             raise BackgroundNotRunningError(
                 "Callbacks(background=True) runs hooks in a task group the pipeline owns: "
                 "make requests inside `async with pipeline:`"
+            )
+        if running_loop() is not self._loop:
+            raise BackgroundNotRunningError(
+                "Callbacks(background=True) runs hooks on the event loop that entered "
+                "`async with pipeline:` (or `with pipeline:`, its loop thread); this request "
+                "runs on another one: make it there, or use a pipeline per event loop"
             )
         return _Lane(self._task_group)
 

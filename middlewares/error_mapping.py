@@ -19,7 +19,9 @@ always ``raise mapped from original``::
     anything else                  unchanged
 
 The same mapping applies while a returned stream is iterated. Errors carry the
-request's provider and model; messages are scrubbed of the request's key.
+request's provider and model. The terminal has already given every transport's
+failures as httpx's own exceptions and scrubbed the credentials it sent from
+them (``pipeline._redact``), so what is mapped here holds no key.
 ``Retry-After`` (seconds or an HTTP date), ``retry-after-ms`` and
 ``x-should-retry`` are read by the adapter's parser (through
 ``pipeline.adapter.status_error``). Error responses have already been read and
@@ -53,14 +55,9 @@ _TRANSPORT: dict[type[Exception], tuple[type[errors.DispatchError], bool | None]
 
 def _from_status(request: Request, exc: httpx.HTTPStatusError) -> errors.DispatchError:
     if isinstance(exc, UpstreamStatusError):
-        try:
-            return exc.unified()
-        except Exception as parser_failure:
-            reason = f"; its error body could not be read ({type(parser_failure).__name__})"
-    else:
-        reason = ""
+        return exc.unified()
     status = exc.response.status_code
-    return status_error(request, exc.response, f"{request.provider} answered HTTP {status}{reason}")
+    return status_error(request, exc.response, f"{request.provider} answered HTTP {status}")
 
 
 def _from_transport(request: Request, exc: Exception) -> errors.DispatchError | None:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -83,13 +84,14 @@ class RetryBudget:
 
     One budget is shared by every request through the :class:`Retry` that
     holds it; pass the same budget to several Retry layers to share it wider.
-    The window moves in ten steps. Counting never awaits, so a budget used
-    from one event loop needs no lock; it is not meant to be shared between
-    threads running their own loops.
+    The window moves in ten steps. Counting takes a lock and never awaits, so
+    one budget may serve several threads, each running its own event loop (a
+    pipeline used from sync code and from async code at once).
     """
 
     __slots__ = (
         "_clock",
+        "_lock",
         "_min_per_second",
         "_ratio",
         "_requests",
@@ -123,6 +125,7 @@ class RetryBudget:
         self._slots: deque[_Slot] = deque()
         self._requests = 0
         self._retries = 0
+        self._lock = threading.Lock()
 
     def _current(self) -> _Slot:
         index = int(self._clock() // self._slot_seconds)
@@ -137,18 +140,20 @@ class RetryBudget:
 
     def deposit(self) -> None:
         """Count one request (its first try)."""
-        self._current().requests += 1
-        self._requests += 1
+        with self._lock:
+            self._current().requests += 1
+            self._requests += 1
 
     def withdraw(self) -> bool:
         """Take one retry from the budget; False (and nothing taken) when it is spent."""
-        slot = self._current()
-        allowed = self._ratio * self._requests + self._min_per_second * self._window
-        if self._retries + 1 > allowed:
-            return False
-        slot.retries += 1
-        self._retries += 1
-        return True
+        with self._lock:
+            slot = self._current()
+            allowed = self._ratio * self._requests + self._min_per_second * self._window
+            if self._retries + 1 > allowed:
+                return False
+            slot.retries += 1
+            self._retries += 1
+            return True
 
     def __repr__(self) -> str:
         return (

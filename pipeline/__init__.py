@@ -12,7 +12,8 @@ The module also offers every endpoint over a lazily built default pipeline
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, overload
 
 from pipeline import errors
 from pipeline._chain import Handler, Middleware
@@ -125,8 +126,30 @@ def default_pipeline() -> Pipeline:
     return _default
 
 
-async def acompletion(model: str, messages: Any, **kwargs: Any) -> Any:
-    return await default_pipeline().acompletion(model, messages, **kwargs)
+@overload
+async def acompletion(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    stream: Literal[False] = False,
+    **kwargs: Any,
+) -> ChatResponse: ...
+
+
+@overload
+async def acompletion(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    stream: Literal[True],
+    **kwargs: Any,
+) -> Stream[ChatChunk]: ...
+
+
+async def acompletion(
+    model: str, messages: Sequence[Mapping[str, Any]], *, stream: bool = False, **kwargs: Any
+) -> ChatResponse | Stream[ChatChunk]:
+    return await default_pipeline().acompletion(model, messages, stream=stream, **kwargs)  # type: ignore[call-overload, no-any-return]
 
 
 async def aembedding(model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
@@ -145,8 +168,30 @@ async def aspeech(model: str, input: str, **kwargs: Any) -> SpeechResponse:
     return await default_pipeline().aspeech(model, input, **kwargs)
 
 
-def completion(model: str, messages: Any, **kwargs: Any) -> Any:
-    return default_pipeline().completion(model, messages, **kwargs)
+@overload
+def completion(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    stream: Literal[False] = False,
+    **kwargs: Any,
+) -> ChatResponse: ...
+
+
+@overload
+def completion(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    stream: Literal[True],
+    **kwargs: Any,
+) -> SyncStream[ChatChunk]: ...
+
+
+def completion(
+    model: str, messages: Sequence[Mapping[str, Any]], *, stream: bool = False, **kwargs: Any
+) -> ChatResponse | SyncStream[ChatChunk]:
+    return default_pipeline().completion(model, messages, stream=stream, **kwargs)  # type: ignore[call-overload, no-any-return]
 
 
 def embedding(model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:

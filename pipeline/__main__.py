@@ -14,7 +14,8 @@ async def main() -> None:
     async with Pipeline.default() as pipe:
         print(repr(pipe), end="\n\n")
 
-        reply = await pipe.acompletion("mock/echo", MESSAGES)
+        # temperature=0 asks for a reproducible answer: the default cache keeps it.
+        reply = await pipe.acompletion("mock/echo", MESSAGES, temperature=0)
         print("chat:      ", reply.choices[0].message.content)
         print(
             "           ",
@@ -23,7 +24,7 @@ async def main() -> None:
             f"latency={reply.latency * 1e3:.2f} ms",
         )
 
-        again = await pipe.acompletion("mock/echo", MESSAGES)
+        again = await pipe.acompletion("mock/echo", MESSAGES, temperature=0)
         print("again:      ", f"cache_hit={again.cache_hit}", end="\n\n")
 
         print("stream:     ", end="")

@@ -27,7 +27,7 @@ from pipeline._responses import (
 )
 from pipeline._secrets import Secret
 from pipeline._streams import Stream, SyncStream
-from pipeline._sync import LoopThread
+from pipeline._sync import LoopThread, in_event_loop
 
 if TYPE_CHECKING:
     from pipeline.adapter import Adapter
@@ -62,6 +62,7 @@ class Pipeline:
     """
 
     __slots__ = (
+        "_closed",
         "_dispatcher",
         "_drop_params",
         "_frozen",
@@ -93,6 +94,7 @@ class Pipeline:
         self._loop = LoopThread(sync_backend)
         self._lifespan: AsyncExitStack | None = None
         self._sync_lifespan: AbstractContextManager[Pipeline] | None = None
+        self._closed = False
         self._frozen = True
 
     @classmethod
@@ -180,6 +182,8 @@ class Pipeline:
 
     async def send(self, request: Request) -> Result:
         """Run an already built request through the chain."""
+        if self._closed:
+            raise _closed_error()
         start = time.perf_counter()
         result = await self._handler(request)
         result.latency = time.perf_counter() - start
@@ -257,6 +261,9 @@ class Pipeline:
     # -- sync twins --------------------------------------------------------
 
     def _sync(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._closed:  # before the loop thread would start again
+            raise _closed_error()
+
         def run() -> Any:
             return method(*args, **kwargs)
 
@@ -309,24 +316,51 @@ class Pipeline:
         return self._sync(self.aspeech, model, input, **kwargs)  # type: ignore[no-any-return]
 
     # -- lifetime ----------------------------------------------------------
+    #
+    # Like httpx's clients: usable at once (clients are made on first use),
+    # optionally entered with ``async with`` / ``with`` (which also enters every
+    # middleware that is an async context manager), closed once, never reopened.
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def aclose(self) -> None:
-        """Close the HTTP client this pipeline made (an injected one stays open)."""
+        """Close the HTTP clients this pipeline made (an injected one stays open),
+        each on the event loop it belongs to, and stop the sync facade's loop
+        thread. Safe to call twice; using the pipeline afterwards raises
+        :class:`errors.PipelineClosedError`."""
+        if self._closed:
+            return
+        object.__setattr__(self, "_closed", True)
         await self._dispatcher.aclose()
-        for layer in self._middlewares:
-            close = getattr(layer, "aclose", None)
-            if close is not None:
-                await close()
+        if self._loop.running and not self._loop.is_current():
+            from anyio.to_thread import run_sync
+
+            await run_sync(self._loop.stop)
 
     def close(self) -> None:
-        """Sync twin of :meth:`aclose`; also stops the sync facade's loop thread."""
-        if self._loop.running:
-            self._loop.call(self.aclose)
-            self._loop.stop()
+        """Sync twin of :meth:`aclose`, for code that runs no event loop."""
+        if in_event_loop():
+            raise errors.SyncInEventLoopError(
+                "Pipeline.close() was called inside a running event loop; await aclose()"
+            )
+        if not self._closed:
+            if self._loop.running:
+                self._loop.call(self.aclose)
+            else:
+                object.__setattr__(self, "_closed", True)
+                self._dispatcher.close()
+        self._loop.stop()
 
     async def __aenter__(self) -> Pipeline:
         """Enter every middleware that is an async context manager, outermost first
-        (a middleware that runs background work owns its task group there)."""
+        (a middleware that runs background work owns its task group there); they
+        are exited, innermost first, when the block ends, then the pipeline closes."""
+        if self._closed:
+            raise _closed_error()
+        if self._lifespan is not None:
+            raise RuntimeError("this pipeline is already open in an `async with` block")
         stack = AsyncExitStack()
         async with stack:
             for layer in self._middlewares:
@@ -341,8 +375,8 @@ class Pipeline:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        stack, lifespan = self._lifespan, None
-        object.__setattr__(self, "_lifespan", lifespan)
+        stack = self._lifespan
+        object.__setattr__(self, "_lifespan", None)
         try:
             if stack is not None:
                 await stack.__aexit__(exc_type, exc, tb)
@@ -353,6 +387,8 @@ class Pipeline:
         """Sync twin of ``async with``: middlewares that are async context managers
         are entered on the sync facade's loop thread, in one task that lives
         until ``__exit__`` (so background callbacks work from sync code too)."""
+        if self._closed:
+            raise _closed_error()
         if any(hasattr(layer, "__aenter__") for layer in self._middlewares):
             lifespan = self._loop.portal().wrap_async_context_manager(self)
             lifespan.__enter__()
@@ -369,6 +405,12 @@ class Pipeline:
         object.__setattr__(self, "_sync_lifespan", None)
         try:
             if lifespan is not None:
-                lifespan.__exit__(exc_type, exc, tb)
+                lifespan.__exit__(exc_type, exc, tb)  # closes the pipeline on its loop thread
         finally:
             self.close()
+
+
+def _closed_error() -> errors.PipelineClosedError:
+    return errors.PipelineClosedError(
+        "this pipeline has been closed; build a new one (a closed pipeline does not reopen)"
+    )

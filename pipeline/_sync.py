@@ -77,6 +77,10 @@ class LoopThread:
     def running(self) -> bool:
         return self._portal is not None
 
+    def is_current(self) -> bool:
+        """True when called on this loop thread itself."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
     def stop(self) -> None:
         with self._lock:
             portal, self._portal = self._portal, None

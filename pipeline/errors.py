@@ -7,10 +7,12 @@ Every error dispatchline raises is a :class:`DispatchError`::
     ├── UnsupportedEndpointError       provider lacks the endpoint (before any I/O)
     ├── InvalidRequestError            bad input found before any I/O
     ├── SyncInEventLoopError           a sync call made inside a running event loop
+    ├── PipelineClosedError            the pipeline was used after it was closed
     ├── BudgetExceededError            a spending budget is used up (before any I/O)
     ├── ProviderResponseError          a provider body the adapter cannot parse
     ├── APIConnectionError             transport failure (retryable)
-    │   └── TimeoutError               connect/read/write/pool timeout (retryable)
+    │   └── TimeoutError               no answer in time (retryable): a transport timeout,
+    │                                  the per-call ``timeout=`` deadline, or HTTP 408
     ├── APIStatusError                 the provider answered with an error status
     │   ├── BadRequestError            400 / 422
     │   │   ├── ContextWindowExceededError
@@ -54,6 +56,7 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PipelineClosedError",
     "ProviderNotFoundError",
     "ProviderResponseError",
     "RateLimitError",
@@ -140,6 +143,11 @@ class SyncInEventLoopError(DispatchError):
     """A blocking (sync) call was made from inside a running event loop."""
 
 
+class PipelineClosedError(DispatchError, RuntimeError):
+    """The pipeline was closed (``aclose``, ``close``, the end of its ``with``
+    block) and then used; like httpx's closed client, it does not reopen."""
+
+
 class BudgetExceededError(DispatchError):
     """A :class:`middlewares.Budget` has spent its limit for this period; raised before I/O.
 
@@ -178,7 +186,10 @@ class APIConnectionError(DispatchError):
 
 
 class TimeoutError(APIConnectionError, builtins.TimeoutError):
-    """The provider did not answer in time."""
+    """The provider did not answer in time: a transport timeout, the request's
+    deadline (``timeout=``: each attempt end to end, and each wait for a stream
+    chunk), or the provider's own HTTP 408 (then ``status_code`` is 408). All
+    of them are retryable and the same class, wherever the time ran out."""
 
 
 class APIStatusError(DispatchError):

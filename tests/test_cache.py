@@ -48,7 +48,9 @@ def registry(handler: Any) -> ProviderRegistry:
 
 
 def cached(handler: Any, cache: Cache | None = None) -> Pipeline:
-    return Pipeline([cache or Cache(MemoryCache())], registry=registry(handler))
+    # sampled=True: these tests exercise the mechanics on plain (sampled) chat requests;
+    # what is cached without asking is tested in test_reliability_cache.py.
+    return Pipeline([cache or Cache(MemoryCache(), sampled=True)], registry=registry(handler))
 
 
 def sse(*events: dict[str, Any]) -> bytes:
@@ -167,7 +169,7 @@ async def test_uncanonical_request_is_not_cached_and_does_not_crash(value: Any) 
         calls += 1
         return ChatResponse(model=request.model)
 
-    pipe = Pipeline([Cache(MemoryCache()), terminal], registry=registry(echo_handler))
+    pipe = Pipeline([Cache(MemoryCache(), sampled=True), terminal], registry=registry(echo_handler))
     for _ in range(2):
         assert not (await pipe.send(request)).cache_hit
     assert calls == 2
@@ -191,7 +193,7 @@ async def test_api_keys_never_share_entries() -> None:
 
 async def test_fixed_namespace_shares_across_keys() -> None:
     upstream = Upstream()
-    pipe = cached(upstream, Cache(MemoryCache(), namespace="shared"))
+    pipe = cached(upstream, Cache(MemoryCache(), namespace="shared", sampled=True))
     await pipe.acompletion("mock/m", HI, api_key="sk-tenant-one-1234")
     hit = await pipe.acompletion("mock/m", HI, api_key="sk-tenant-two-5678")
     assert hit.cache_hit
@@ -204,7 +206,7 @@ async def test_namespace_callable_files_by_tenant() -> None:
         return metadata.get("tenant")
 
     upstream = Upstream()
-    pipe = cached(upstream, Cache(MemoryCache(), namespace=tenant))
+    pipe = cached(upstream, Cache(MemoryCache(), namespace=tenant, sampled=True))
     await pipe.acompletion("mock/m", HI, metadata={"tenant": "a"})
     assert (await pipe.acompletion("mock/m", HI, metadata={"tenant": "a"})).cache_hit
     assert not (await pipe.acompletion("mock/m", HI, metadata={"tenant": "b"})).cache_hit
@@ -369,7 +371,7 @@ async def test_memory_cache_expires_entries_on_its_clock() -> None:
 async def test_per_request_ttl_through_the_pipeline() -> None:
     clock = FakeClock()
     upstream = Upstream()
-    pipe = cached(upstream, Cache(MemoryCache(ttl=100, clock=clock)))
+    pipe = cached(upstream, Cache(MemoryCache(ttl=100, clock=clock), sampled=True))
     await pipe.acompletion("mock/m", HI, cache={"ttl": 5})
     clock.now += 4
     assert (await pipe.acompletion("mock/m", HI)).cache_hit
@@ -393,7 +395,8 @@ async def test_repr_shows_options() -> None:
     cache = Cache(MemoryCache(max_entries=5, ttl=60), namespace="team")
     assert (
         repr(cache)
-        == "Cache(MemoryCache(max_entries=5, max_bytes=None, ttl=60.0), namespace='team')"
+        == "Cache(MemoryCache(max_entries=5, max_bytes=None, ttl=60.0), namespace='team', "
+        "sampled=False)"
     )
 
 
@@ -451,7 +454,11 @@ async def test_single_flight_shares_the_error_and_caches_nothing() -> None:
         gate.set()
     assert len(calls) == 1
     assert len(raised) == 20
-    assert all(exc is raised[0] for exc in raised)
+    # The leader raises the error; each waiter its own copy, chained to it.
+    original = next(exc for exc in raised if exc.__cause__ is None)
+    copies = [exc for exc in raised if exc is not original]
+    assert len({id(exc) for exc in copies}) == 19
+    assert all(exc.__cause__ is original for exc in copies)
     with pytest.raises(UpstreamStatusError):
         await pipe.acompletion("mock/m", HI)
     assert len(calls) == 2  # the error was not stored
@@ -496,7 +503,7 @@ async def read(stream: Stream[ChatChunk]) -> list[dict[str, Any]]:
 
 async def test_complete_stream_is_stored_and_replayed() -> None:
     upstream = Upstream()
-    cache = Cache(MemoryCache())
+    cache = Cache(MemoryCache(), sampled=True)
     pipe = cached(upstream, cache)
     first = await pipe.acompletion("mock/m", HI, stream=True)
     assert not first.cache_hit
@@ -590,7 +597,7 @@ async def test_stream_cache_false_and_no_store() -> None:
 
 async def test_stream_entry_is_stored_as_cached_stream() -> None:
     store = MemoryCache()
-    cache = Cache(store)
+    cache = Cache(store, sampled=True)
     pipe = cached(Upstream(), cache)
     await read(await pipe.acompletion("mock/m", HI, stream=True))
     request = pipe.request("chat", "mock/m", messages=HI, stream=True)
@@ -619,7 +626,7 @@ class BrokenBackend:
 
 async def test_a_failing_backend_is_logged_and_the_request_goes_on() -> None:
     upstream = Upstream()
-    pipe = cached(upstream, Cache(BrokenBackend()))
+    pipe = cached(upstream, Cache(BrokenBackend(), sampled=True))
     with structlog.testing.capture_logs() as logs:
         response = await pipe.acompletion("mock/m", HI)
     assert response.choices[0].message.content == "echo: hi"

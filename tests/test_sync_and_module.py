@@ -114,7 +114,7 @@ async def test_pipeline_closes_the_client_it_made_but_not_an_injected_one() -> N
 async def test_default_client_uses_aiohttp_on_asyncio_only(anyio_backend: str) -> None:
     from httpx_aiohttp import AiohttpTransport
 
-    from pipeline._dispatch import default_client
+    from pipeline._clients import default_client
 
     client = default_client()
     try:
@@ -133,10 +133,10 @@ def test_a_pipeline_used_from_a_second_event_loop_gets_a_fresh_client() -> None:
     async def use() -> None:
         seen.append(pipe._dispatcher.client)
         seen.append(pipe._dispatcher.client)  # the same loop keeps its client
-        await pipe.aclose()
 
     anyio.run(use)
     anyio.run(use, backend="trio")
+    pipe.close()
     assert seen[0] is seen[1]
     assert seen[2] is seen[3]
     assert seen[0] is not seen[2]  # its pool belonged to the first loop

@@ -211,7 +211,7 @@ async def test_a_malformed_call_price_is_refused_before_io(bad: object) -> None:
 
 
 async def test_a_cache_hit_costs_nothing() -> None:
-    async with mock_pipeline([Cache(), Costs()]) as pipe:
+    async with mock_pipeline([Cache(sampled=True), Costs()]) as pipe:
         first = await pipe.acompletion("openai/gpt-4o-mini", HI)
         hit = await pipe.acompletion("openai/gpt-4o-mini", HI)
     assert first.cost is not None and first.cost > 0

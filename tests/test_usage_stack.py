@@ -80,18 +80,21 @@ async def test_the_default_pipeline_counts_a_request_once_and_prices_it() -> Non
         fallbacks=[f"anthropic/{HAIKU}"],
     )
     async with pipe:
-        response = await pipe.acompletion(TARGET, [{"role": "user", "content": "hi"}])
-        hit = await pipe.acompletion(TARGET, [{"role": "user", "content": "hi"}])
+        # temperature=0: an answer the default cache keeps without being asked
+        hi = [{"role": "user", "content": "hi"}]
+        response = await pipe.acompletion(TARGET, hi, temperature=0)
+        hit = await pipe.acompletion(TARGET, hi, temperature=0)
     assert response.cost is not None and response.cost > 0
     assert hit.cache_hit and hit.cost == 0.0
     assert [r.cost for r in seen] == [response.cost, 0.0]
     assert budget.spent("provider:anthropic") == response.cost  # the hit spent nothing
     targets = stats.snapshot().targets
-    assert set(targets) == {f"anthropic/{HAIKU}", TARGET}  # the hit has no path: as asked
+    # A hit keeps the path of the answer it replays: both count under the fallback.
+    assert set(targets) == {f"anthropic/{HAIKU}"}
     served = targets[f"anthropic/{HAIKU}"]
-    assert (served.requests, served.successes, served.failures) == (1, 1, {})
+    assert (served.requests, served.successes, served.failures) == (2, 2, {})
     assert served.cost == response.cost
-    assert targets[TARGET].cache_hits == 1
+    assert served.cache_hits == 1
 
 
 def test_the_sync_facade_shows_a_streams_cost(sync_backend: str) -> None:

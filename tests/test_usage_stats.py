@@ -51,7 +51,7 @@ async def test_a_scripted_sequence_gives_exact_counts_errors_tokens_and_cost() -
         echo_handler,  # a stream closed after its first chunk
         after(clock, 0.200, echo_handler),  # a stream read to its end
     )
-    layers = [stats, Cache(), Costs(), ErrorMapping()]
+    layers = [stats, Cache(sampled=True), Costs(), ErrorMapping()]
     async with mock_pipeline(layers, script) as pipe:
         first = await pipe.acompletion(TARGET, ask("q1"))
         with pytest.raises(errors.RateLimitError):

@@ -1,0 +1,137 @@
+"""The HTTP clients a pipeline makes for itself: one per event loop that uses it.
+
+A pooled ``httpx.AsyncClient`` belongs to the event loop that opened its
+connections. One pipeline may serve several loops: the sync facade's loop
+thread, the application's own loop, a second ``asyncio.run``, threads that
+each run a loop. Each gets its own client, made on first use under a lock.
+Closing closes every client on its own loop while that loop still runs; a
+client whose loop has already ended is dropped (its loop is gone, and with
+it every task that could use the client).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from contextlib import suppress
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+
+from pipeline._loops import running_loop
+from pipeline.errors import PipelineClosedError
+
+if TYPE_CHECKING:
+    from anyio.lowlevel import EventLoopToken
+
+__all__ = ["DEFAULT_TIMEOUT", "LoopClients", "default_client"]
+
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+
+
+def _on_asyncio() -> bool:
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(running_loop(), asyncio.AbstractEventLoop)
+
+
+def default_client() -> httpx.AsyncClient:
+    """The client a pipeline makes when none is injected, on first use.
+
+    On asyncio with ``httpx-aiohttp`` installed (the ``[aiohttp]`` extra), it
+    sends through aiohttp's connection pool: several times the throughput of
+    httpx's own under concurrency (see benchmarks/RESULTS.md). Elsewhere, and
+    always on trio, httpx's default transport. Inject ``http_client=`` to choose.
+    """
+    transport: httpx.AsyncBaseTransport | None = None
+    if _on_asyncio():
+        try:
+            from httpx_aiohttp import AiohttpTransport
+        except ImportError:
+            pass
+        else:
+            transport = AiohttpTransport()
+    return httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, transport=transport)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _running(loop: Any) -> bool:
+    """Whether ``loop`` (an asyncio loop or a trio token) still runs."""
+    is_running = getattr(loop, "is_running", None)
+    if is_running is not None:  # asyncio
+        return bool(is_running()) and not loop.is_closed()
+    try:  # trio: a token refuses work once its run has finished
+        loop.run_sync_soon(_nothing)
+    except Exception:
+        return False
+    return True
+
+
+class LoopClients:
+    """``get()`` gives the running loop's client, made on first use."""
+
+    __slots__ = ("_by_loop", "_closed", "_last", "_lock")
+
+    def __init__(self) -> None:
+        self._by_loop: dict[Any, tuple[EventLoopToken, httpx.AsyncClient]] = {}
+        self._last: tuple[Any, httpx.AsyncClient] | None = None  # lock-free fast path
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._by_loop)
+
+    def get(self) -> httpx.AsyncClient:
+        loop = running_loop()
+        last = self._last
+        if last is not None and last[0] is loop and not self._closed:
+            return last[1]
+        with self._lock:
+            if self._closed:
+                raise PipelineClosedError("this pipeline is closed: build a new one")
+            entry = self._by_loop.get(loop)
+            if entry is None:
+                from anyio.lowlevel import current_token
+
+                for ended in [k for k in self._by_loop if not _running(k)]:
+                    del self._by_loop[ended]  # its loop is gone: nothing can use it again
+                entry = self._by_loop[loop] = (current_token(), default_client())
+            self._last = (loop, entry[1])
+        return entry[1]
+
+    def _take_all(self) -> list[tuple[Any, EventLoopToken, httpx.AsyncClient]]:
+        with self._lock:
+            self._closed = True
+            self._last = None
+            taken = [(loop, token, client) for loop, (token, client) in self._by_loop.items()]
+            self._by_loop.clear()
+        return taken
+
+    async def aclose(self) -> None:
+        """Close every client: this loop's here, each other one on its own loop."""
+        here = running_loop()
+        for loop, token, client in self._take_all():
+            if loop is here:
+                await client.aclose()
+            elif _running(loop):
+                from anyio.to_thread import run_sync
+
+                await run_sync(partial(_close_on, token, client))
+
+    def close(self) -> None:
+        """:meth:`aclose`, from a thread that runs no event loop."""
+        for loop, token, client in self._take_all():
+            if _running(loop):
+                _close_on(token, client)
+
+
+def _close_on(token: EventLoopToken, client: httpx.AsyncClient) -> None:
+    """Close ``client`` on the loop ``token`` names, from another thread; waits."""
+    from anyio.from_thread import run
+
+    with suppress(anyio.RunFinishedError):  # that loop ended meanwhile
+        run(client.aclose, token=token)
