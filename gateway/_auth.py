@@ -8,7 +8,7 @@ Every authentication failure gets the same 401 body.
 A virtual key carries what it may do: ``models`` (globs matched against the
 model as the caller wrote it; empty means any), ``rpm`` (requests in any 60
 second window) and ``budget`` (USD per ``budget_period``, counted from the
-cost the pipeline reports; needs a pricing middleware to count anything).
+cost the pipeline reports: a config with such a key turns Costs on).
 Usage is counted in this process, and survives a reload.
 """
 

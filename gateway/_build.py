@@ -3,17 +3,19 @@
 Providers: ``[providers.NAME]`` for a registered provider sets fields of its
 adapter (``attrs.evolve``: no adapter is changed in place, and no branch
 names a provider); for a new name it makes an OpenAI-compatible provider.
-Middlewares: ``[middlewares]`` gives the options of ``Pipeline.default``.
+Middlewares: ``[middlewares]`` gives the options of ``Pipeline.default``
+(the usage layers' part is read in :mod:`gateway._usage`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from gateway._reader import Table
+from gateway._usage import Fresh, Kept, read_usage
 from pipeline import Pipeline, Secret
 from pipeline.adapter import ENDPOINTS
 
@@ -112,13 +114,6 @@ def configured_registry(settings: Sequence[ProviderSettings]) -> Any:
 # -- [middlewares] -----------------------------------------------------------
 
 
-@attrs.frozen
-class Fresh:
-    """An option built anew for every pipeline (a reload never shares a middleware)."""
-
-    factory: Callable[[], Any]
-
-
 def _toggle(table: Table, key: str, read: Callable[[Table], Callable[[], Any]]) -> Any:
     """``key = true | false | { options }``: the standard middleware, none, or one with options."""
     value = table.raw(key, True)
@@ -169,8 +164,12 @@ def _logging(table: Table) -> Callable[[], Any]:
     return lambda: Logging(log_content=log_content)
 
 
-def read_middlewares(table: Table, context: object) -> Mapping[str, Any]:
-    """``[middlewares]`` -> keyword arguments for ``Pipeline.default``."""
+def read_middlewares(table: Table, budgeted_keys: Sequence[str] = ()) -> Mapping[str, Any]:
+    """``[middlewares]`` -> keyword arguments for ``Pipeline.default``.
+
+    ``budgeted_keys`` names the virtual keys with a budget: they count the
+    cost the pipeline reports, so they need Costs as much as budgets do.
+    """
     options = {
         "logging": _toggle(table, "logging", _logging),
         "cache": _toggle(table, "cache", _cache),
@@ -179,10 +178,36 @@ def read_middlewares(table: Table, context: object) -> Mapping[str, Any]:
     fallbacks = table.strings("fallbacks", ())
     if fallbacks:
         options["fallbacks"] = list(fallbacks)
+    options.update(read_usage(table, budgeted_keys))
     table.done()
     return options
 
 
-def build_pipeline(settings: Sequence[ProviderSettings], options: Mapping[str, Any]) -> Pipeline:
-    made = {k: v.factory() if isinstance(v, Fresh) else v for k, v in options.items()}
-    return Pipeline.default(registry=configured_registry(settings), **made)
+def build_pipeline(
+    settings: Sequence[ProviderSettings],
+    options: Mapping[str, Any],
+    kept: dict[Hashable, Any] | None = None,
+) -> Pipeline:
+    """A new pipeline. ``kept`` holds the :class:`Kept` instances of the last one
+    built with it: those whose config is unchanged are used again (and ``kept``
+    then holds this pipeline's)."""
+    before = {} if kept is None else kept
+    now: dict[Hashable, Any] = {}
+
+    def make(value: Any) -> Any:
+        if isinstance(value, Fresh):
+            return value.factory()
+        if isinstance(value, Kept):
+            found = before.get(value.key)
+            now[value.key] = found = value.factory() if found is None else found
+            return found
+        if isinstance(value, list):
+            return [make(item) for item in value]
+        return value
+
+    made = {k: make(v) for k, v in options.items()}
+    pipeline = Pipeline.default(registry=configured_registry(settings), **made)
+    if kept is not None:
+        kept.clear()
+        kept.update(now)
+    return pipeline

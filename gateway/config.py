@@ -26,6 +26,14 @@
     cache = { max_entries = 10000, ttl = 3600 }   # true (default), false, or options
     retry = { attempts = 3, deadline = 60 }       # true (default), false, or options
     fallbacks = ["anthropic/claude-3-5-haiku-latest"]
+    stats = true                    # /api/v1/stats and /metrics
+    costs = true                    # on by itself when a budget counts costs
+    telemetry = true                # the globally configured OpenTelemetry providers
+
+    [[middlewares.budgets]]         # see gateway/_usage.py
+    limit_usd = 25.0
+    period = "day"
+    scope = "provider"
 
 Every string may use ``${ENV_VAR}`` (or ``${ENV_VAR:-default}``). A key that
 is not known here, or a value of the wrong type or range, is an error naming
@@ -40,7 +48,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +87,11 @@ class Config:
     providers: tuple[ProviderSettings, ...] = ()
     options: Mapping[str, Any] = attrs.field(factory=dict)  # keyword arguments for Pipeline.default
 
-    def build_pipeline(self) -> Pipeline:
-        """A new pipeline with these providers and middlewares (no I/O)."""
-        return build_pipeline(self.providers, self.options)
+    def build_pipeline(self, kept: dict[Hashable, Any] | None = None) -> Pipeline:
+        """A new pipeline with these providers and middlewares (no I/O). With
+        ``kept``, the statistics and budgets of the last pipeline built with it
+        carry on where their settings are unchanged (a reload)."""
+        return build_pipeline(self.providers, self.options, kept)
 
 
 Section = Callable[[Table, "Context"], Mapping[str, Any]]
@@ -134,12 +144,17 @@ def _read_providers(table: Table, context: Context) -> Mapping[str, Any]:
     return {}
 
 
+def _read_middlewares(table: Table, context: Context) -> Mapping[str, Any]:
+    budgeted = [key.name for key in context.server.keys if key.budget is not None]
+    return read_middlewares(table, budgeted)
+
+
 # Each top-level table of the file, read in this order. A reader returns
 # keyword arguments for Pipeline.default (the [router] section adds `router=`).
 SECTIONS: dict[str, Section] = {
     "server": _read_server,
     "providers": _read_providers,
-    "middlewares": read_middlewares,
+    "middlewares": _read_middlewares,
 }
 
 
