@@ -208,3 +208,14 @@ async def test_breaker_open_deployments_are_skipped_by_every_strategy() -> None:
         for _ in range(20):
             await router(build(router), terminal)
         assert terminal.counts["a/m"] == 2, strategy
+
+
+async def test_cost_reads_the_usage_price_library_when_installed() -> None:
+    pytest.importorskip("genai_prices")
+    router = Router(
+        {"g": [D("openai/gpt-4o"), D("openai/gpt-4o-mini"), D("nobody/knows-this")]},
+        strategy="cost",
+    )
+    terminal = Terminal()
+    await router(build(router), terminal)
+    assert terminal.calls == ["openai/gpt-4o-mini"]
