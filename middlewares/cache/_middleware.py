@@ -209,7 +209,6 @@ class Cache:
             return _control(asked)
         return _DEFAULT if self._sampled or not samples(request) else None
 
-
     async def __call__(self, request: Request, call_next: Handler) -> Result:
         control = self._control(request)
         if control is None:

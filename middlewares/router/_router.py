@@ -12,7 +12,6 @@ import attrs
 
 from middlewares._attempts import record
 from middlewares.router._breaker import (
-    NO_CAPACITY,
     SKIPPED,
     CircuitBreaker,
     calls_for_failover,
@@ -21,6 +20,15 @@ from middlewares.router._breaker import (
 from middlewares.router._deployments import Deployment, Group, build_groups
 from middlewares.router._hedge import Hedge, Latencies, race
 from middlewares.router._rules import RoutingRule, first_match
+from middlewares.router._run import (
+    ROUTED,
+    Refusal,
+    Run,
+    attempts_at,
+    failed_on,
+    failure,
+    policy_for,
+)
 from middlewares.router._snapshot import DeploymentSnapshot, RouterSnapshot
 from middlewares.router._strategies import Context, Strategy, strategy_named
 from middlewares.router._tokens import TokenCounter, estimate_prompt_tokens, used_tokens
@@ -30,10 +38,6 @@ from pipeline.adapter import Endpoint
 
 __all__ = ["ROUTED", "Router"]
 
-# The provider a routed request carries until the router picks its deployment:
-# a request for "chat-fast" is built as router/chat-fast, and "router/chat-fast"
-# also names the group (a Fallback alternative can point at a group that way).
-ROUTED = "router"
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
@@ -42,37 +46,6 @@ Sleep = Callable[[float], Awaitable[object]]
 # of twice the current estimate), so failing fast never looks fast.
 FAILURE_LATENCY = 5.0
 _Pick = tuple[Deployment, Grant]
-
-
-@attrs.define
-class _Refusal:
-    """No deployment could take the request now: the earliest retry, and why."""
-
-    retry_after: float | None = None
-    reasons: list[str] = attrs.Factory(list)
-    capacity: bool = False  # some deployment was refused for capacity (not only too small)
-
-    def refused(self, name: str, grant: Grant) -> None:
-        self.capacity = True
-        self.reasons.append(f"{name}: {grant.reason}")
-        after = grant.retry_after
-        if after is not None and (self.retry_after is None or after < self.retry_after):
-            self.retry_after = after
-
-
-class _Run:
-    """One request's progress through its group."""
-
-    __slots__ = ("context", "excluded", "failures", "floor", "group", "path", "request")
-
-    def __init__(self, group: Group, request: Request, context: Context) -> None:
-        self.group = group
-        self.request = request
-        self.context = context
-        self.excluded: set[str] = set()
-        self.path: list[Attempt] = []
-        self.failures: list[Exception] = []
-        self.floor = 0  # after a context-window error: only larger windows
 
 
 class Router:
@@ -150,7 +123,7 @@ class Router:
         for group in self._groups.values():
             for deployment in group.deployments:
                 name = deployment.name or deployment.target
-                self._policies[name] = _policy(deployment, breaker, latency_decay)
+                self._policies[name] = policy_for(deployment, breaker, latency_decay)
                 held = self._memberships.get(name, (deployment, ()))
                 self._memberships[name] = (deployment, (*held[1], group.name))
 
@@ -229,7 +202,7 @@ class Router:
         context = Context(
             request, self._count, self._clock(), self._rng, self._state, self._policies
         )
-        run = _Run(target, request, context)
+        run = Run(target, request, context)
         hedge = self._hedge
         if hedge is not None:
             if hedge.applies_to(request):
@@ -237,10 +210,10 @@ class Router:
             else:
                 hedge = None
         tries, waited = 0, 0.0
-        refusal: _Refusal | None = None
+        refusal: Refusal | None = None
         while tries < self._max_attempts:
             picked = await self._pick(run, run.excluded)
-            if isinstance(picked, _Refusal):
+            if isinstance(picked, Refusal):
                 refusal = picked
                 wait = picked.retry_after
                 if wait is None or waited + wait > self._max_wait:
@@ -258,10 +231,10 @@ class Router:
                 try:
                     result = await self._call(deployment, grant, request, call_next)
                 except Exception as exc:
-                    self._failed_on(run, deployment, exc)
+                    failed_on(run, deployment, exc)
                     result = None
                 else:
-                    run.path.extend(_attempts(deployment, result))
+                    run.path.extend(attempts_at(deployment, result))
             if result is not None:
                 record(result, run.path)
                 return result
@@ -270,24 +243,16 @@ class Router:
                 tries += 1
             if not calls_for_failover(error):
                 break
-        raise self._failed(run, refusal or _Refusal())
+        raise failure(run, refusal or Refusal())
 
-    def _failed_on(self, run: _Run, deployment: Deployment, exc: Exception) -> None:
-        run.excluded.add(deployment.name or deployment.target)
-        run.failures.append(exc)
-        run.path.extend(_attempts(deployment, exc))
-        window = deployment.max_input_tokens
-        if isinstance(exc, errors.ContextWindowExceededError) and window is not None:
-            run.floor = max(run.floor, window)
-
-    async def _pick(self, run: _Run, excluded: set[str]) -> _Pick | _Refusal:
+    async def _pick(self, run: Run, excluded: set[str]) -> _Pick | Refusal:
         """The best available deployment, its slot taken; or why none is."""
         context, floor = run.context, run.floor
         # Without a tpm or a context window to check, the estimate waits: the
         # real usage is counted when the call ends all the same.
         prompt, completion = context.tokens if run.group.weighs_tokens else (0, 0)
         cost = prompt + completion
-        refusal: _Refusal | None = None  # made only when something is refused
+        refusal: Refusal | None = None  # made only when something is refused
         acquire, policies = self._state.acquire, self._policies
         for tier in run.group.tiers:
             for deployment in self._strategy.order(tier, context):
@@ -297,15 +262,15 @@ class Router:
                 window = deployment.max_input_tokens
                 if window is not None and (prompt > window or (floor and window <= floor)):
                     excluded.add(name)
-                    refusal = refusal or _Refusal()
+                    refusal = refusal or Refusal()
                     refusal.reasons.append(f"{name}: context window {window}")
                     continue
                 grant = await acquire(name, policies[name], cost, context.now)
                 if grant.ok:
                     return deployment, grant
-                refusal = refusal or _Refusal()
+                refusal = refusal or Refusal()
                 refusal.refused(name, grant)
-        return refusal or _Refusal()
+        return refusal or Refusal()
 
     async def _call(
         self, deployment: Deployment, grant: Grant, request: Request, call_next: Handler
@@ -372,7 +337,7 @@ class Router:
         return self._latencies.p95(deployment.name or deployment.target, hedge.min_samples)
 
     async def _race(
-        self, run: _Run, first: _Pick, call_next: Handler, hedge: Hedge, delay: float
+        self, run: Run, first: _Pick, call_next: Handler, hedge: Hedge, delay: float
     ) -> Result | None:
         running: set[str] = set()
 
@@ -385,7 +350,7 @@ class Router:
             if not hedge.budget.withdraw():
                 return None
             picked = await self._pick(run, run.excluded | running)
-            if not isinstance(picked, _Refusal):
+            if not isinstance(picked, Refusal):
                 return picked
             deployment, grant = first  # no other one: the same deployment again
             again = await self._state.acquire(grant.key, grant.policy, grant.cost, self._clock())
@@ -399,55 +364,12 @@ class Router:
                 Attempt(deployment.provider, deployment.model, "Cancelled", deployment.name)
             )
         for (deployment, _), exc in outcome.failures:
-            self._failed_on(run, deployment, exc)
+            failed_on(run, deployment, exc)
         if outcome.winner is None:
             return None
         (deployment, _), result = outcome.winner
-        run.path.extend(_attempts(deployment, result))
+        run.path.extend(attempts_at(deployment, result))
         return result
-
-    # -- giving up ----------------------------------------------------------
-
-    def _failed(self, run: _Run, refusal: _Refusal) -> errors.DispatchError:
-        failures, group = run.failures, run.group.name
-        first = failures[0] if failures else None
-        if isinstance(first, errors.DispatchError) and (
-            len(failures) == 1
-            # A request no deployment would take as written: the first says why.
-            or all(isinstance(f, errors.InvalidRequestError) for f in failures)
-        ):
-            record(first, run.path)
-            return first
-        if failures:
-            each = "; ".join(f"{a.deployment}: {a.error}" for a in run.path if a.error is not None)
-            exhausted = calls_for_failover(failures[-1])
-            error: errors.DispatchError = errors.FallbackError(
-                f"every deployment tried for {group!r} failed: {each}"
-                if exhausted
-                else f"failover in {group!r} stopped: {each}",
-                failures,
-                provider=ROUTED,
-                model=group,
-                # The group is spent, not the request: an outer Fallback moves on.
-                retryable=exhausted,
-            )
-        elif refusal.capacity:
-            error = errors.RateLimitError(
-                f"no deployment of {group!r} has capacity ({'; '.join(refusal.reasons)})",
-                provider=ROUTED,
-                model=group,
-                retry_after=refusal.retry_after,
-                code=NO_CAPACITY,
-            )
-        else:
-            error = errors.ContextWindowExceededError(
-                f"a prompt of about {run.context.tokens.prompt} tokens fits no deployment "
-                f"of {group!r} ({'; '.join(refusal.reasons)})",
-                provider=ROUTED,
-                model=group,
-            )
-        error.attempts = tuple(run.path)
-        return error
 
     # -- what it knows --------------------------------------------------------
 
@@ -475,26 +397,3 @@ class Router:
                 for name, (d, groups) in self._memberships.items()
             }
         )
-
-
-def _attempts(deployment: Deployment, outcome: Result | Exception) -> tuple[Attempt, ...]:
-    """The tries behind one call to ``deployment``: those an inner layer (Retry)
-    recorded, else one :class:`Attempt` naming the deployment."""
-    recorded: tuple[Attempt, ...] = getattr(outcome, "attempts", ())
-    if recorded:
-        return tuple(recorded)
-    error = type(outcome).__name__ if isinstance(outcome, Exception) else None
-    return (Attempt(deployment.provider, deployment.model, error, deployment.name),)
-
-
-def _policy(deployment: Deployment, breaker: CircuitBreaker | None, decay: float) -> Policy:
-    return Policy(
-        rpm=deployment.rpm,
-        tpm=deployment.tpm,
-        max_concurrency=deployment.max_concurrency,
-        min_requests=breaker.min_requests if breaker is not None else 0,
-        failure_ratio=breaker.failure_ratio if breaker is not None else 1.0,
-        cooldown=breaker.cooldown if breaker is not None else 0.0,
-        breaker_window=breaker.window if breaker is not None else 60.0,
-        decay=decay,
-    )
