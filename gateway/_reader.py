@@ -194,7 +194,8 @@ class Table:
         if value is default and default is not _MISSING:
             return value
         if not isinstance(value, str) or not value:
-            raise self.error(key, f"expected a non-empty string, got a {type(value).__name__}")
+            got = "an empty one" if value == "" else f"a {type(value).__name__}"
+            raise self.error(key, f"expected a non-empty string, got {got}")
         return Secret(value)
 
     def strings(self, key: str, default: Any = _MISSING) -> Any:

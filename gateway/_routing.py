@@ -38,6 +38,7 @@ breaker's and latency's settings. Otherwise the new Router starts fresh.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable, Collection, Mapping
 from functools import partial
@@ -83,7 +84,9 @@ def _deployment(entry: Table, providers: Collection[str]) -> Deployment:
     if not provider or not model:
         raise entry.error("target", f"expected 'provider/model', got {target!r}")
     if provider not in providers:
-        raise entry.error("target", f"no provider {provider!r} (configure [providers.{provider}])")
+        close = difflib.get_close_matches(provider, sorted(providers), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"a new one needs [providers.{provider}]"
+        raise entry.error("target", f"no provider {provider!r} ({hint})")
     options: dict[str, Any] = {
         "name": entry.text("name", None),
         "api_key": entry.secret("api_key", None),
@@ -116,7 +119,7 @@ def _groups(table: Table, providers: Collection[str]) -> dict[str, list[Deployme
         if not group.strip():
             raise table.error(group, "a group name must not be empty")
         if not entries:
-            raise table.error(group, "the group is empty: give it [[deployments]]")
+            raise table.error(group, f"the group is empty: give it [[{table.path(group)}]] tables")
         deployments = groups[group] = []
         for entry in entries:
             deployment = _deployment(entry, providers)

@@ -18,17 +18,12 @@ from pipeline import Pipeline
 from tests._fake_openai import FakeOpenAI
 from tests.test_gateway_app import serving
 from tests.test_gateway_cli import run as run_cli
+from tests.test_gateway_usage import _write
 
 HI = [{"role": "user", "content": "hi"}]
 README = Path(__file__).resolve().parent.parent / "README.md"
 DEMO = Path(__file__).resolve().parent.parent / "gateway" / "demo.toml"
 DEPLOY_KEY = "sk-deployment-secret-4242424242"
-
-
-def _write(folder: Path, text: str, name: str = "gw.toml") -> Path:
-    path = folder / name
-    path.write_text(text)
-    return path
 
 
 def _router(pipeline: Pipeline) -> Router:
