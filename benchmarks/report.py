@@ -8,7 +8,7 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import analysis, breakdown, usage
+from benchmarks import analysis, breakdown, routing, usage
 from benchmarks import gateway as gateway_bench
 from benchmarks.importtime import BARE
 from benchmarks.overhead import RAW, SESSION
@@ -350,6 +350,7 @@ def sections(results: Results) -> list[Section]:
         layers_section(results),
         breakdown_section(results),
         usage_section(results),
+        *([Section(*routing.table(results.routing))] if results.routing else []),
         import_section(results),
         gateway_bench.section(results.gateway, results.gateway_skipped),
     ]

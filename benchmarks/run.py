@@ -19,6 +19,7 @@ from benchmarks import (
     lookup,
     machine,
     resolve,
+    routing,
     short_streams,
     usage,
 )
@@ -87,6 +88,7 @@ class Results:
     usage: list[usage.UsageRow] = attrs.Factory(list)  # Costs, Stats, Telemetry over it
     gateway: list[gateway_bench.GatewayRow] = attrs.field(factory=list)
     gateway_skipped: list[str] = attrs.field(factory=list)
+    routing: routing.RoutingResults | None = None
     short_streams: list[OverheadRow] = attrs.Factory(list)  # 5-chunk streams vs raw aiohttp
     layers: list[layers.LayerRow] = attrs.Factory(list)  # each middleware, alone and in place
     breakdown: list[breakdown.BreakdownRow] = attrs.Factory(list)  # the profile by component
@@ -129,7 +131,8 @@ def all_variants() -> Variants:
 
 def steps(scale: Scale) -> int:
     targets = all_targets("http://127.0.0.1:1/v1")
-    sections = 5  # usage layers, gateway, short streams, each middleware, the profile
+    # usage layers, gateway, routing, short streams, each middleware, the profile
+    sections = 6
     targets_run = len(targets) + len(stream_targets(targets))
     return 2 * scale.rounds + targets_run + scale.import_runs + sections
 
@@ -203,6 +206,12 @@ async def _requests(base_url: str, scale: Scale, advance: Advance) -> Measured:
     )
 
 
+async def _routing(scale: Scale, advance: Advance) -> routing.RoutingResults:
+    measured = await routing.measure(scale.load, scale.repeats)
+    advance("routing")
+    return measured
+
+
 def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
     start = time.perf_counter()
     config = {
@@ -217,6 +226,7 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         load = gateway_bench.QUICK if scale is QUICK else gateway_bench.FULL
         gateway_rows, gateway_skipped = gateway_bench.measure(server.base_url, load)
         advance("gateway overhead")
+        routed = anyio.run(_routing, scale, advance, backend="asyncio")
     imports = importtime.measure(scale.import_runs, lambda: advance("import time run"))
     return Results(
         scale=scale.name,
@@ -227,6 +237,7 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         overhead=measured.overhead,
         streaming=measured.streaming,
         import_ms=imports,
+        routing=routed,
         skipped=measured.skipped,
         seconds=time.perf_counter() - start,
         default_stack=repr(Pipeline.default(registry=mock_target().registry())),

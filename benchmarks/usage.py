@@ -2,10 +2,12 @@
 
 Every variant sends the same chat request (a new message each time, so the
 cache always misses) to an in-process ``httpx.MockTransport`` provider named
-``openai`` answering as ``gpt-4o-mini``, so genai-prices prices every reply:
-nothing is remembered between replies, each price is the library's own
-calculation. Telemetry runs without an OpenTelemetry SDK (the API's no-op
-providers), as in a service that has not configured one.
+``openai`` answering as ``gpt-4o-mini``, so every reply is priced from
+genai-prices' data: Costs' price book remembers the library's model lookup
+and its resolution of the model's prices into units, never a price by token
+count, and takes the prices valid at each reply's time. Telemetry runs
+without an OpenTelemetry SDK (the API's no-op providers), as in a service
+that has not configured one.
 
 One request after another, the variants interleaved round by round
 (:mod:`benchmarks.interleave`); a variant's cost is its median latency minus

@@ -3,18 +3,20 @@
 Providers: ``[providers.NAME]`` for a registered provider sets fields of its
 adapter (``attrs.evolve``: no adapter is changed in place, and no branch
 names a provider); for a new name it makes an OpenAI-compatible provider.
-Middlewares: ``[middlewares]`` gives the options of ``Pipeline.default``.
+Middlewares: ``[middlewares]`` gives the options of ``Pipeline.default``
+(the usage layers' part is read in :mod:`gateway._usage`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from gateway._reader import Table
-from pipeline import Pipeline, Secret
+from gateway._usage import Fresh, Kept, read_usage
+from pipeline import Pipeline
 from pipeline.adapter import ENDPOINTS
 
 # Config key -> the adapter field it sets. A key the adapter has no field for
@@ -45,7 +47,7 @@ def _read_provider(name: str, table: Table) -> ProviderSettings:
     values: dict[str, Any] = {}
     for key, value in (
         ("api_base", table.text("api_base", None)),
-        ("api_key", table.text("api_key", None)),
+        ("api_key", table.secret("api_key", None)),
         ("api_key_env", table.text("api_key_env", None)),
         ("api_version", table.text("api_version", None)),
         ("headers", table.string_map("headers", None)),
@@ -61,9 +63,7 @@ def _read_provider(name: str, table: Table) -> ProviderSettings:
         raise table.error("endpoints", f"{unknown[0]!r} is not one of {', '.join(ENDPOINTS)}")
     fields: dict[str, Any] = {}
     for key, value in values.items():
-        if key == "api_key":
-            value = Secret(value)
-        elif key in ("models", "endpoints"):
+        if key in ("models", "endpoints"):
             value = frozenset(value)
         fields[_FIELDS[key]] = value
     return ProviderSettings(name, fields)
@@ -109,17 +109,20 @@ def configured_registry(settings: Sequence[ProviderSettings]) -> Any:
     return registry
 
 
+@attrs.frozen
+class Renewed:
+    """An option built anew for every pipeline from what the last one left
+    under ``key``: ``factory(left) -> (option, to_leave)``, ``left`` being None
+    the first time (the Router: a new one, on the old one's state)."""
+
+    key: Hashable
+    factory: Callable[[Any], tuple[Any, Any]]
+
+
 # -- [middlewares] -----------------------------------------------------------
 
 
-@attrs.frozen
-class Fresh:
-    """An option built anew for every pipeline (a reload never shares a middleware)."""
-
-    factory: Callable[[], Any]
-
-
-def _toggle(table: Table, key: str, read: Callable[[Table], Callable[[], Any]]) -> Any:
+def toggle(table: Table, key: str, read: Callable[[Table], Callable[[], Any]]) -> Any:
     """``key = true | false | { options }``: the standard middleware, none, or one with options."""
     value = table.raw(key, True)
     if isinstance(value, bool):
@@ -169,20 +172,54 @@ def _logging(table: Table) -> Callable[[], Any]:
     return lambda: Logging(log_content=log_content)
 
 
-def read_middlewares(table: Table, context: object) -> Mapping[str, Any]:
-    """``[middlewares]`` -> keyword arguments for ``Pipeline.default``."""
+def read_middlewares(table: Table, budgeted_keys: Sequence[str] = ()) -> Mapping[str, Any]:
+    """``[middlewares]`` -> keyword arguments for ``Pipeline.default``.
+
+    ``budgeted_keys`` names the virtual keys with a budget: they count the
+    cost the pipeline reports, so they need Costs as much as budgets do.
+    """
     options = {
-        "logging": _toggle(table, "logging", _logging),
-        "cache": _toggle(table, "cache", _cache),
-        "retry": _toggle(table, "retry", _retry),
+        "logging": toggle(table, "logging", _logging),
+        "cache": toggle(table, "cache", _cache),
+        "retry": toggle(table, "retry", _retry),
     }
     fallbacks = table.strings("fallbacks", ())
     if fallbacks:
         options["fallbacks"] = list(fallbacks)
+    options.update(read_usage(table, budgeted_keys))
     table.done()
     return options
 
 
-def build_pipeline(settings: Sequence[ProviderSettings], options: Mapping[str, Any]) -> Pipeline:
-    made = {k: v.factory() if isinstance(v, Fresh) else v for k, v in options.items()}
-    return Pipeline.default(registry=configured_registry(settings), **made)
+def build_pipeline(
+    settings: Sequence[ProviderSettings],
+    options: Mapping[str, Any],
+    kept: dict[Hashable, Any] | None = None,
+) -> Pipeline:
+    """A new pipeline. ``kept`` holds what the last one built with it left: its
+    :class:`Kept` instances, used again where their config is unchanged, and
+    what its :class:`Renewed` options carried on (``kept`` then holds this
+    pipeline's)."""
+    before = {} if kept is None else kept
+    now: dict[Hashable, Any] = {}
+
+    def make(value: Any) -> Any:
+        if isinstance(value, Fresh):
+            return value.factory()
+        if isinstance(value, Renewed):
+            made, now[value.key] = value.factory(before.get(value.key))
+            return made
+        if isinstance(value, Kept):
+            found = before.get(value.key)
+            now[value.key] = found = value.factory() if found is None else found
+            return found
+        if isinstance(value, list):
+            return [make(item) for item in value]
+        return value
+
+    made = {k: make(v) for k, v in options.items()}
+    pipeline = Pipeline.default(registry=configured_registry(settings), **made)
+    if kept is not None:
+        kept.clear()
+        kept.update(now)
+    return pipeline

@@ -5,7 +5,8 @@ with a non-empty string ``model`` and the endpoint's input, of the right
 types; the pipeline then checks the parameters (also before any I/O). A body
 may not set the credentials or the upstream address (``api_key``,
 ``api_base``, ``api_version``, ``provider``, ``extra_headers``,
-``azure_ad_token``): they belong to the gateway's config. ``metadata``,
+``azure_ad_token``): they belong to the gateway's config, and so do prices
+(``metadata`` may not carry Costs' per-call price override). ``metadata``,
 ``cache`` and ``timeout`` are the pipeline's per-call options; every other
 key is a parameter, by OpenAI's name, for the adapter to translate.
 
@@ -30,6 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from gateway._errors import answer
 from gateway._guard import SCOPE_KEY, Call
 from gateway._sse import EventStream
+from middlewares.usage.costs import PRICE_KEYS
 from pipeline import ChatChunk, Pipeline, Stream, errors
 
 T = TypeVar("T")
@@ -83,6 +85,11 @@ def call_options(body: dict[str, Any]) -> dict[str, Any]:
     for key in FORBIDDEN:
         if key in body:
             raise BadBody(f"{key} cannot be set through the gateway", key)
+    metadata = body.get("metadata")
+    if isinstance(metadata, Mapping):
+        for key in PRICE_KEYS:  # a caller pricing its own calls would dodge every budget
+            if key in metadata:
+                raise BadBody(f"metadata.{key} cannot be set through the gateway", "metadata")
     return {key: body.pop(key) for key in CALL_OPTIONS if key in body}
 
 

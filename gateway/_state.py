@@ -17,7 +17,7 @@ outlives any one request.
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Hashable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,6 +102,7 @@ class Gateway:
         self._master_key = master_key
         self._watch_sighup = watch_sighup
         self._usage: dict[str, Usage] = {}  # per-key counters, kept across reloads
+        self._kept: dict[Hashable, Any] = {}  # Stats and budgets, kept across reloads
         # The gateway's own counts, for /api/v1/stats (kept across reloads).
         self.requests = 0
         self.failures = 0
@@ -141,7 +142,7 @@ class Gateway:
         server = config.server
         master = server.master_key.reveal() if server.master_key is not None else None
         keyring = Keyring(master or self._master_key, server.keys, usage=self._usage)
-        return Generation(config.build_pipeline(), keyring, server, owned=True)
+        return Generation(config.build_pipeline(self._kept), keyring, server, owned=True)
 
     async def _own(
         self, generation: Generation, *, task_status: anyio.abc.TaskStatus[None]

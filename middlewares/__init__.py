@@ -3,8 +3,8 @@
 Any of them works alone or in any custom stack; :func:`default_stack` gives
 the recommended order, outermost first::
 
-    Logging -> Telemetry -> Stats -> Callbacks -> Cache -> Fallback -> Budget(s) -> Costs
-            -> Retry -> ErrorMapping -> terminal
+    Logging -> Telemetry -> Stats -> Callbacks -> Cache -> Fallback -> Router -> Budget(s)
+            -> Costs -> Retry -> ErrorMapping -> terminal
 """
 
 from __future__ import annotations
@@ -22,33 +22,45 @@ from middlewares.retry import Retry, RetryBudget
 from pipeline import Middleware
 
 if TYPE_CHECKING:
+    from middlewares.router import CircuitBreaker, Deployment, Hedge, Router, RoutingRule
     from middlewares.usage import Budget, Costs, Stats, Telemetry
 
 __all__ = [
     "Budget",
     "Cache",
     "Callbacks",
+    "CircuitBreaker",
     "Costs",
+    "Deployment",
     "ErrorMapping",
     "Fallback",
+    "Hedge",
     "Logging",
     "MemoryCache",
     "Retry",
     "RetryBudget",
+    "Router",
+    "RoutingRule",
     "Stats",
     "Telemetry",
     "default_stack",
 ]
 
-# The usage layers (middlewares.usage) are imported on first use: ``import
-# middlewares`` stays as cheap as it was without them.
-_LAZY = frozenset({"Budget", "Costs", "Stats", "Telemetry"})
+# The usage layers (middlewares.usage) and the router (middlewares.router) are
+# imported on first use: ``import middlewares`` stays as cheap as it was without them.
+_LAZY = {
+    **dict.fromkeys(("Budget", "Costs", "Stats", "Telemetry"), "middlewares.usage"),
+    **dict.fromkeys(
+        ("CircuitBreaker", "Deployment", "Hedge", "Router", "RoutingRule"), "middlewares.router"
+    ),
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
+    module = _LAZY.get(name)
+    if module is None:
         raise AttributeError(f"module 'middlewares' has no attribute {name!r}")
-    value = getattr(importlib.import_module("middlewares.usage"), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
@@ -61,6 +73,7 @@ def default_stack(
     callbacks: Callbacks | None = None,
     cache: Cache | bool = True,
     fallbacks: Fallback | Sequence[Alternative] = (),
+    router: Router | None = None,
     budgets: Sequence[Budget] = (),
     costs: Costs | bool | None = None,
     retry: Retry | bool = True,
@@ -70,7 +83,9 @@ def default_stack(
     Each option takes an instance (used as given), ``True`` (the standard one
     with its defaults) or ``False`` (left out). Callbacks and Fallback have no
     useful default, so they are in the stack only when given: ``callbacks=
-    Callbacks(on_success=...)``, ``fallbacks=["anthropic/claude-3-5-haiku-latest"]``.
+    Callbacks(on_success=...)``, ``fallbacks=["anthropic/claude-3-5-haiku-latest"]``;
+    so is a ``router=Router(...)``, between Fallback and the budgets (the README's
+    "Routing" section says why there).
     ErrorMapping is always there, innermost: the layers outside it rely on
     unified errors.
 
@@ -103,6 +118,7 @@ def default_stack(
         else Fallback(fallbacks)
         if fallbacks
         else None,
+        router,
         *budgets,
         usage.Costs() if costs is True else costs or None,
         Retry() if retry is True else retry or None,

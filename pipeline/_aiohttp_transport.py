@@ -62,6 +62,10 @@ class _Body(httpx.AsyncByteStream):
         self._response = response
 
     def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.chunks()
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body's chunks as they arrive (what the terminal reads a stream from)."""
         return _Chunks(self._response.content)
 
     async def aclose(self) -> None:

@@ -99,13 +99,14 @@ class ProviderStream(Stream[ChatChunk]):
         )
         self._request = request
         self._response = response
-        # The body as it arrives: straight from the transport's stream when it is not
-        # content-encoded (no decoder or re-chunking for httpx to run per read).
-        stream = response.stream
+        # The body as it arrives. The pipeline's own transport hands its chunks over
+        # as they come (``chunks()``: no decoder, re-chunking or generator layers for
+        # httpx to run per read) when they need no decoding; any other stream goes
+        # through httpx, which also closes its own generators.
+        chunks = getattr(response.stream, "chunks", None)
         self._bytes: AsyncIterator[bytes] = (
-            stream.__aiter__()
-            if isinstance(stream, httpx.AsyncByteStream)
-            and "content-encoding" not in response.headers
+            chunks()
+            if chunks is not None and "content-encoding" not in response.headers
             else response.aiter_bytes()
         )
         self._decoder = decoder

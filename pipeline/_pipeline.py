@@ -62,6 +62,7 @@ class Pipeline:
     """
 
     __slots__ = (
+        "_claims",
         "_closed",
         "_dispatcher",
         "_drop_params",
@@ -88,6 +89,10 @@ class Pipeline:
         for layer in self._middlewares:
             if not callable(layer):
                 raise TypeError(f"middleware {layer!r} is not callable")
+        # Layers that resolve names of their own (a router's group names) offer
+        # ``claim_model(model, *, endpoint, params, metadata) -> (provider, model) | None``.
+        claims = (getattr(layer, "claim_model", None) for layer in self._middlewares)
+        self._claims = tuple(claim for claim in claims if claim is not None)
         self._registry = registry if registry is not None else _default_registry()
         self._dispatcher = Dispatcher(self._registry.adapters, http_client)
         self._handler: Handler = bind(self._middlewares, self._dispatcher)
@@ -150,7 +155,8 @@ class Pipeline:
         params: Mapping[str, Any] = _EMPTY,
     ) -> Request:
         """Resolve and validate a call into a :class:`Request`; no I/O."""
-        name, model_name = resolve_target(self._registry, model, provider)
+        claimed = self._claim(endpoint, model, provider, params, metadata)
+        name, model_name = claimed or resolve_target(self._registry, model, provider)
         if not isinstance(stream, bool):
             raise errors.InvalidRequestError(f"stream must be a bool, got {stream!r}")
         if timeout is not None and (not check.is_number(timeout) or timeout <= 0):
@@ -179,7 +185,8 @@ class Pipeline:
             timeout=timeout,
             options=options or _EMPTY,
         )
-        self._dispatcher.adapter_for(request)  # unknown provider / endpoint: before any I/O
+        if claimed is None:
+            self._dispatcher.adapter_for(request)  # unknown provider / endpoint: before any I/O
         return request
 
     def _secret_for(self, api_key: str) -> Secret:
@@ -191,6 +198,22 @@ class Pipeline:
         secret = Secret(api_key)
         object.__setattr__(self, "_secret", secret)
         return secret
+
+    def _claim(
+        self,
+        endpoint: Endpoint,
+        model: object,
+        provider: str | None,
+        params: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None,
+    ) -> tuple[str, str] | None:
+        """``(provider, model)`` when a layer routes this name itself, else None."""
+        if provider is None and isinstance(model, str):
+            for claim in self._claims:
+                found = claim(model, endpoint=endpoint, params=params, metadata=metadata)
+                if found is not None:
+                    return found  # type: ignore[no-any-return]
+        return None
 
     async def send(self, request: Request) -> Result:
         """Run an already built request through the chain."""

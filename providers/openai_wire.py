@@ -179,6 +179,7 @@ def chat_response(request: Request, data: Any) -> ChatResponse:
                     refusal=opt_str(message, "refusal"),
                 ),
                 finish_reason=finish_reason(raw.get("finish_reason")) or "stop",
+                logprobs=opt_dict(raw, "logprobs"),
             )
         )
     return ChatResponse(
@@ -229,6 +230,7 @@ def chat_chunk(request: Request, data: Any) -> ChatChunk | None:
                     refusal=opt_str(delta, "refusal"),
                 ),
                 finish_reason=finish_reason(raw.get("finish_reason")),
+                logprobs=opt_dict(raw, "logprobs"),
             )
         )
     usage = _usage(data)

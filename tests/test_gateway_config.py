@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway import ConfigError, load_config
-from middlewares import Cache, Fallback, Retry
+from middlewares import Cache, Costs, Fallback, Retry
 
 FULL = """\
 [server]
@@ -89,7 +89,8 @@ def test_a_full_config_loads_and_builds_its_pipeline(tmp_path: Path, env: None) 
     acme = pipe.registry.adapters["acme"]
     assert acme.endpoints == {"chat", "embedding"} and acme.models == {"acme-large"}
     kinds = [type(layer) for layer in pipe.middlewares]
-    assert kinds[:3] == [Cache, Fallback, Retry]  # logging = false
+    # logging = false; Costs because the key "from-file" has a budget
+    assert kinds[:4] == [Cache, Fallback, Costs, Retry]
     assert "sk-openai-env" not in repr(config) and "sk-master-env" not in repr(config)
     again = config.build_pipeline()
     assert again.middlewares[0] is not pipe.middlewares[0]  # every pipeline gets its own

@@ -37,12 +37,11 @@ in your application; Costs uses whatever data the library holds.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from types import ModuleType
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from middlewares._log import logger
 from middlewares.usage._extras import require
+from middlewares.usage._pricebook import PriceBook, Units
 from middlewares.usage._routed import deployment_of
 from pipeline import (
     ChatChunk,
@@ -62,8 +61,6 @@ from pipeline import (
 __all__ = ["Costs", "PriceBook", "TokenPrice", "estimate_cost"]
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")
-
-Units = dict[str, int | float]
 
 
 class TokenPrice(NamedTuple):
@@ -88,7 +85,11 @@ def _per_token(value: object) -> bool:
 def call_price(request: Request) -> TokenPrice | None:
     """The price the call set in its metadata; InvalidRequestError if malformed."""
     metadata = request.options.get("metadata")
-    if not isinstance(metadata, Mapping) or not any(key in metadata for key in PRICE_KEYS):
+    if (
+        metadata is None
+        or not isinstance(metadata, Mapping)
+        or not any(key in metadata for key in PRICE_KEYS)
+    ):
         return None
     for key in PRICE_KEYS:
         if key in metadata and not _per_token(metadata[key]):
@@ -162,57 +163,19 @@ _MEASURE: dict[type, Callable[[Any, Request], Measured | None]] = {
 }
 
 
-# -- the price library ----------------------------------------------------------------
+def _models(answered: str, asked: str) -> tuple[str, ...]:
+    """The model the provider named, then the one asked for (when different)."""
+    if not answered or answered == asked:
+        return (asked,)
+    return (answered, asked)
 
 
-class PriceBook:
-    """genai-prices asked for one reply's price; remembers what it does not know.
-
-    Uses the data the library holds (its bundled snapshot unless the
-    application refreshed it); a lookup that misses is not repeated until
-    that data changes.
-    """
-
-    __slots__ = ("_lib", "_snapshot", "_unknown")
-
-    MAX_UNKNOWN = 4096
-
-    def __init__(self, library: ModuleType) -> None:
-        self._lib = library
-        self._snapshot: object = library.data_snapshot.get_snapshot()  # loads the data now
-        self._unknown: set[tuple[str, str]] = set()
-
-    def price(self, provider: str, models: Iterable[str], measured: Measured) -> float | None:
-        lib = self._lib
-        snapshot = lib.data_snapshot.get_snapshot()
-        if snapshot is not self._snapshot:
-            self._snapshot = snapshot
-            self._unknown.clear()
-        units = measured.library_units()
-        for model in models:
-            if not model or (provider, model) in self._unknown:
-                continue
-            try:
-                usage = lib.Usage(**units)
-                calculation = lib.calc_price(usage, model, provider_id=provider)
-            except LookupError:
-                if len(self._unknown) >= self.MAX_UNKNOWN:
-                    self._unknown.clear()
-                self._unknown.add((provider, model))
-                continue
-            except (ValueError, ArithmeticError, TypeError) as exc:
-                logger().warning(
-                    "costs.price_failed", provider=provider, model=model, error=type(exc).__name__
-                )
-                return None
-            total = float(calculation.total_price)
-            # A zero for a non-token unit means the model is priced in other units.
-            return None if total == 0.0 and measured.tokens is None else total
-        return None
-
-
-def _models(*names: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(name for name in names if name))
+def _price(
+    book: PriceBook, provider: str, models: tuple[str, ...], measured: Measured
+) -> float | None:
+    total = book.price(provider, models, measured.library_units())
+    # A zero for a non-token unit means the model is priced in other units.
+    return None if total == 0.0 and measured.tokens is None else total
 
 
 class Costs:
@@ -241,7 +204,7 @@ class Costs:
             return None
         if override is not None and measured.tokens is not None:
             return override.of(measured.tokens)
-        return self._book.price(request.provider, _models(model, request.model), measured)
+        return _price(self._book, request.provider, _models(model, request.model), measured)
 
     async def __call__(self, request: Request, call_next: Handler) -> Result:
         override = call_price(request) or deployment_price(request)
@@ -305,4 +268,4 @@ def estimate_cost(
             return None
         _shared = PriceBook(genai_prices)
     usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-    return _shared.price(provider, _models(model), Measured(usage))
+    return _price(_shared, provider, (model,), Measured(usage))
