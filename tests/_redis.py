@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,26 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+async def stored(url: str, prefix: str) -> dict[bytes, bytes]:
+    """Every key under ``prefix`` with its value as bytes, whatever its type (a hash's
+    or a sorted set's members and values joined): what a test scans for secrets."""
+    import coredis
+
+    async with coredis.Redis.from_url(url) as client:
+        out: dict[bytes, bytes] = {}
+        for key in await client.keys(f"{prefix}:*"):
+            kind = await client.type(key)
+            value: Any
+            if kind == b"string":
+                value = await client.get(key)
+            elif kind == b"hash":
+                value = b" ".join(k + b"=" + v for k, v in (await client.hgetall(key)).items())
+            elif kind == b"zset":
+                members = await client.zrange(key, 0, -1, withscores=True)
+                value = b" ".join(bytes(m.member) for m in members)  # type: ignore[arg-type]
+            else:
+                value = await client.dump(key)
+            out[key] = value
+        return out
