@@ -162,10 +162,10 @@ class SharedRedis:
         self,
         url: str,
         *,
-        timeout: float = 0.25,
+        timeout: float = 0.5,
         retry_interval: float = 1.0,
         warn_interval: float = 60.0,
-        max_connections: int = 16,
+        max_connections: int = 8,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         try:

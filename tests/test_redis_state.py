@@ -27,15 +27,22 @@ SECRET = "sk-deployment-secret-0123456789"
 
 
 def routers(url: str, prefix: str, groups: dict[str, Any], clock: Any, **kw: Any) -> list[Router]:
-    """Two routers, each with its own RedisState over one Redis: as two processes."""
+    """Two routers, each with its own RedisState over one Redis: as two processes. (A
+    generous timeout: on a busy machine these must not fall back to local state.)"""
     return [
-        Router(groups, state=RedisState(url, prefix=prefix), clock=clock, **kw) for _ in range(2)
+        Router(
+            groups,
+            state=RedisState(SharedRedis(url, timeout=5.0), prefix=prefix),
+            clock=clock,
+            **kw,
+        )
+        for _ in range(2)
     ]
 
 
 async def close(*routers: Router) -> None:
     for router in routers:
-        await router.state.aclose()  # type: ignore[attr-defined]
+        await router.state.redis.aclose()  # type: ignore[attr-defined]
 
 
 async def crowd(routers: list[Router], terminal: Terminal, n: int, **params: Any) -> list[Any]:

@@ -1,0 +1,199 @@
+"""Four worker processes sharing one real redis-server: what users of several gateway
+workers or app replicas rely on. Two workers run on asyncio and two on trio, so
+every run also checks that both kinds share one state.
+
+Each worker is ``tests/_redis_worker.py``: Cache(RedisCache) -> Router(RedisState)
+-> ErrorMapping -> a mock upstream counting its calls; all start at once.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from middlewares import Deployment, Router
+from middlewares.state import RedisState
+from tests._redis import RedisServer, stored
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("asyncio", "trio")
+SECRET = "sk-worker-secret-0123456789abcdef"  # the workers' deployment and per-call key
+
+
+class Workers:
+    """``n`` worker processes for one scenario; ``go()`` starts them together."""
+
+    def __init__(self, n: int, scenario: str, url: str, prefix: str, **args: Any) -> None:
+        self.processes = []
+        for worker in range(n):
+            spec = {"scenario": scenario, "url": url, "prefix": prefix, **args}
+            spec |= {"worker": worker, "backend": BACKENDS[worker % 2]}
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "tests._redis_worker", json.dumps(spec)],
+                    cwd=ROOT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+            )
+        for process in self.processes:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line == b"ready\n", line + process.communicate(timeout=30)[1]
+
+    def go(self) -> Workers:
+        for process in self.processes:
+            assert process.stdin is not None
+            process.stdin.write(b"go\n")
+            process.stdin.flush()
+        return self
+
+    def results(self) -> list[dict[str, Any]]:
+        out = []
+        for process in self.processes:
+            stdout, stderr = process.communicate(timeout=120)
+            assert process.returncode == 0, stderr.decode()
+            out.append(json.loads(stdout))
+        return out
+
+
+def run(n: int, scenario: str, url: str, prefix: str, **args: Any) -> list[dict[str, Any]]:
+    return Workers(n, scenario, url, prefix, **args).go().results()
+
+
+async def shared_view(
+    url: str, prefix: str, *, rpm: int | None = None, tpm: int | None = None
+) -> Any:
+    """The deployment ``up/a`` as Redis holds it (the parent's own router asks)."""
+    deployment = Deployment("up/a", rpm=rpm, tpm=tpm)
+    router = Router({"g": [deployment]}, state=RedisState(url, prefix=prefix))
+    try:
+        return (await router.asnapshot()).deployments["up/a"]
+    finally:
+        await router.state.aclose()  # type: ignore[attr-defined]
+
+
+async def assert_clean(url: str, prefix: str) -> None:
+    values = await stored(url, prefix)
+    assert values, "nothing was stored"
+    for key, value in values.items():
+        assert SECRET.encode() not in key + value
+        assert not value.startswith(b"\x80")  # no pickle
+
+
+def total(results: list[dict[str, Any]], field: str, model: str | None = None) -> int:
+    if model is not None:
+        return sum(r["upstream"].get(model, 0) for r in results)
+    return sum(r[field] for r in results)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the parent only reads Redis
+async def test_an_rpm_limit_holds_globally_and_is_used(redis_url: str, redis_prefix: str) -> None:
+    results = run(4, "limits", redis_url, redis_prefix, rpm=40, requests=25, concurrency=5)
+    admitted = total(results, "ok")
+    assert 0.95 * 40 <= admitted <= 40  # 100 asked for, 40 a minute allowed
+    assert total(results, "refused") == 100 - admitted
+    assert total(results, "", "a") == admitted  # the upstream saw exactly those
+    assert (await shared_view(redis_url, redis_prefix, rpm=40)).rpm_used == admitted
+    await assert_clean(redis_url, redis_prefix)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_tpm_limit_holds_globally_with_the_real_usage_counted(
+    redis_url: str, redis_prefix: str
+) -> None:
+    # Each call reserves its estimate (max_tokens=20 and the prompt) and uses 10.
+    results = run(
+        4, "limits", redis_url, redis_prefix, tpm=1000, requests=40, max_tokens=20, usage=10
+    )
+    used = total(results, "tokens")
+    assert 0.95 * 1000 <= used <= 1000
+    assert total(results, "ok") > 1000 / 25  # more than the estimates alone would admit
+    view = await shared_view(redis_url, redis_prefix, tpm=1000)
+    assert view.tpm_used == used  # the estimates were replaced by the real usage
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_breaker_opened_in_one_process_is_honoured_by_the_others(
+    redis_url: str, redis_prefix: str
+) -> None:
+    common = {"backup": True, "cooldown": 2.0}
+    (opener,) = run(1, "breaker", redis_url, redis_prefix, fail=["a"], requests=5, **common)
+    assert opener["served"] == ["up/b"] * 5 and opener["upstream"]["a"] == 5
+    opened = time.time()
+    view = await shared_view(redis_url, redis_prefix)
+    assert view.breaker == "open" and view.reopens_at == pytest.approx(opened + 2.0, abs=1.0)
+    others = run(3, "breaker", redis_url, redis_prefix, requests=5, **common)
+    assert all(r["served"] == ["up/b"] * 5 for r in others)
+    assert total(others, "", "a") == 0  # not one call reached the open deployment
+    await anyio.sleep(max(view.reopens_at - time.time(), 0.0) + 0.05)
+    after = run(3, "breaker", redis_url, redis_prefix, requests=3, **common)
+    assert total(after, "", "a") >= 1  # on time everywhere: the probe went through
+    assert (await shared_view(redis_url, redis_prefix)).breaker == "closed"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_cache_entry_written_by_one_is_a_hit_in_the_others(
+    redis_url: str, redis_prefix: str
+) -> None:
+    (writer,) = run(1, "cache", redis_url, redis_prefix)
+    assert writer["hits"] == [False, False] and writer["upstream"] == {"a": 2}
+    readers = run(3, "cache", redis_url, redis_prefix)
+    for reader in readers:
+        assert reader["hits"] == [True, True] and reader["upstream"] == {}
+        assert reader["content"] == writer["content"]
+        assert reader["chunks"] == writer["chunks"] and len(reader["chunks"]) > 2
+    await assert_clean(redis_url, redis_prefix)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_twenty_identical_requests_over_four_processes_make_one_upstream_call(
+    redis_url: str, redis_prefix: str
+) -> None:
+    results = run(4, "flight", redis_url, redis_prefix, requests=5, delay=0.5)
+    assert total(results, "", "a") == 1
+    assert [len(r["answered"]) for r in results] == [5, 5, 5, 5]
+    assert {answer for r in results for answer in r["answered"]} == {"echo: hi"}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_stopping_redis_mid_run_degrades_and_restarting_it_resumes(
+    own_redis: RedisServer, redis_prefix: str
+) -> None:
+    workers = Workers(
+        4,
+        "outage",
+        own_redis.url,
+        redis_prefix,
+        rpm=100_000,
+        duration=3.5,
+        interval=0.05,
+        retry_interval=0.2,
+    ).go()
+    await anyio.sleep(1.0)
+    own_redis.stop()
+    await anyio.sleep(1.0)
+    own_redis.start()  # empty: nothing is saved
+    results = workers.results()
+    for result in results:
+        assert result["failed"] == 0 and result["ok"] >= 20
+        assert result["slowest"] < 1.0  # no request waited on the dead Redis
+        assert result["warnings"] == {"cache": 1, "state": 1}  # one warning per layer
+        assert result["recovered"] >= 1
+    resumed = await shared_view(own_redis.url, redis_prefix, rpm=100_000)
+    assert resumed.rpm_used is not None and resumed.rpm_used > 0  # counted in Redis again
+    await assert_clean(own_redis.url, redis_prefix)
