@@ -63,7 +63,7 @@ def read_keys(tables: Iterable[Table]) -> Iterator[VirtualKey]:
     for table in tables:
         name = table.text("name")
         hexdigest = table.text("sha256", None)
-        plain = table.text("key", None)
+        plain = table.secret("key", None)
         if (hexdigest is None) == (plain is None):
             raise table.error("sha256", "give exactly one of sha256 (hex digest) and key")
         if hexdigest is not None:
@@ -74,7 +74,7 @@ def read_keys(tables: Iterable[Table]) -> Iterator[VirtualKey]:
             if len(stored) != 32:
                 raise table.error("sha256", "expected 64 hex digits (sha256 of the key)")
         else:
-            stored = digest(plain)
+            stored = digest(plain.reveal())
         period = table.text("budget_period", "month")
         if period not in PERIODS:
             raise table.error("budget_period", f"expected one of {', '.join(PERIODS)}")

@@ -16,7 +16,7 @@ import attrs
 
 from gateway._reader import Table
 from gateway._usage import Fresh, Kept, read_usage
-from pipeline import Pipeline, Secret
+from pipeline import Pipeline
 from pipeline.adapter import ENDPOINTS
 
 # Config key -> the adapter field it sets. A key the adapter has no field for
@@ -47,7 +47,7 @@ def _read_provider(name: str, table: Table) -> ProviderSettings:
     values: dict[str, Any] = {}
     for key, value in (
         ("api_base", table.text("api_base", None)),
-        ("api_key", table.text("api_key", None)),
+        ("api_key", table.secret("api_key", None)),
         ("api_key_env", table.text("api_key_env", None)),
         ("api_version", table.text("api_version", None)),
         ("headers", table.string_map("headers", None)),
@@ -63,9 +63,7 @@ def _read_provider(name: str, table: Table) -> ProviderSettings:
         raise table.error("endpoints", f"{unknown[0]!r} is not one of {', '.join(ENDPOINTS)}")
     fields: dict[str, Any] = {}
     for key, value in values.items():
-        if key == "api_key":
-            value = Secret(value)
-        elif key in ("models", "endpoints"):
+        if key in ("models", "endpoints"):
             value = frozenset(value)
         fields[_FIELDS[key]] = value
     return ProviderSettings(name, fields)
@@ -111,10 +109,20 @@ def configured_registry(settings: Sequence[ProviderSettings]) -> Any:
     return registry
 
 
+@attrs.frozen
+class Renewed:
+    """An option built anew for every pipeline from what the last one left
+    under ``key``: ``factory(left) -> (option, to_leave)``, ``left`` being None
+    the first time (the Router: a new one, on the old one's state)."""
+
+    key: Hashable
+    factory: Callable[[Any], tuple[Any, Any]]
+
+
 # -- [middlewares] -----------------------------------------------------------
 
 
-def _toggle(table: Table, key: str, read: Callable[[Table], Callable[[], Any]]) -> Any:
+def toggle(table: Table, key: str, read: Callable[[Table], Callable[[], Any]]) -> Any:
     """``key = true | false | { options }``: the standard middleware, none, or one with options."""
     value = table.raw(key, True)
     if isinstance(value, bool):
@@ -171,9 +179,9 @@ def read_middlewares(table: Table, budgeted_keys: Sequence[str] = ()) -> Mapping
     cost the pipeline reports, so they need Costs as much as budgets do.
     """
     options = {
-        "logging": _toggle(table, "logging", _logging),
-        "cache": _toggle(table, "cache", _cache),
-        "retry": _toggle(table, "retry", _retry),
+        "logging": toggle(table, "logging", _logging),
+        "cache": toggle(table, "cache", _cache),
+        "retry": toggle(table, "retry", _retry),
     }
     fallbacks = table.strings("fallbacks", ())
     if fallbacks:
@@ -188,15 +196,19 @@ def build_pipeline(
     options: Mapping[str, Any],
     kept: dict[Hashable, Any] | None = None,
 ) -> Pipeline:
-    """A new pipeline. ``kept`` holds the :class:`Kept` instances of the last one
-    built with it: those whose config is unchanged are used again (and ``kept``
-    then holds this pipeline's)."""
+    """A new pipeline. ``kept`` holds what the last one built with it left: its
+    :class:`Kept` instances, used again where their config is unchanged, and
+    what its :class:`Renewed` options carried on (``kept`` then holds this
+    pipeline's)."""
     before = {} if kept is None else kept
     now: dict[Hashable, Any] = {}
 
     def make(value: Any) -> Any:
         if isinstance(value, Fresh):
             return value.factory()
+        if isinstance(value, Renewed):
+            made, now[value.key] = value.factory(before.get(value.key))
+            return made
         if isinstance(value, Kept):
             found = before.get(value.key)
             now[value.key] = found = value.factory() if found is None else found

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pipeline import Secret
+
 T = TypeVar("T")
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -185,6 +187,17 @@ class Table:
         value = self.get(key, "a positive number" if positive else "a number >= 0", check, default)
         return float(value) if isinstance(value, int) else value
 
+    def secret(self, key: str, default: Any = _MISSING) -> Any:
+        """A credential: a non-empty string, kept as a :class:`Secret`. An error
+        about it never shows the value."""
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if not isinstance(value, str) or not value:
+            got = "an empty one" if value == "" else f"a {type(value).__name__}"
+            raise self.error(key, f"expected a non-empty string, got {got}")
+        return Secret(value)
+
     def strings(self, key: str, default: Any = _MISSING) -> Any:
         def check(v: Any) -> bool:
             return isinstance(v, list) and all(isinstance(s, str) and s for s in v)
@@ -199,7 +212,7 @@ class Table:
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
-            raise self.error(key, f"expected a table of strings, got {value!r}")
+            raise self.error(key, "expected a table of strings")  # its values may be secret
         return {k: expand_env(v, f"{self.path(key)}.{k}", self._fail) for k, v in value.items()}
 
     def table(self, key: str, default: Any = _MISSING) -> Any:

@@ -251,7 +251,26 @@ def check_config(file: Path) -> None:
     master = "set" if server.master_key is not None else "not set"
     click.echo(f"  master key: {master}; virtual keys: {len(server.keys)}")
     click.echo(f"  providers configured: {', '.join(p.name for p in config.providers) or 'none'}")
-    click.echo(f"  pipeline: {config.build_pipeline()!r}")
+    pipeline = config.build_pipeline()
+    for group, deployments in _router_groups(pipeline).items():
+        click.echo(f"  group {group}: {', '.join(deployments)}")
+    click.echo(f"  pipeline: {pipeline!r}")
+
+
+def _router_groups(pipeline: Pipeline) -> dict[str, list[str]]:
+    """Each routing group's deployments, by name (with weight and priority when set)."""
+    from middlewares import Router
+
+    groups: dict[str, list[str]] = {}
+    for layer in pipeline.middlewares:
+        if isinstance(layer, Router):
+            for name, d in layer.snapshot().deployments.items():
+                shown = name if name == d.target else f"{name} ({d.target})"
+                shown += f" weight {d.weight:g}" if d.weight != 1 else ""
+                shown += f" priority {d.priority}" if d.priority else ""
+                for group in d.groups:
+                    groups.setdefault(group, []).append(shown)
+    return groups
 
 
 @cli.command("hash-key")

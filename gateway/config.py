@@ -21,6 +21,13 @@
     endpoints = ["chat", "embedding"]
     models = ["acme-large"]
 
+    [router]                        # routing groups: see gateway/_routing.py
+    strategy = "weighted"
+
+    [[router.groups.chat-fast]]
+    target = "openai/gpt-4o-mini"
+    weight = 3
+
     [middlewares]
     logging = true                  # or { log_content = true }, or false
     cache = { max_entries = 10000, ttl = 3600 }   # true (default), false, or options
@@ -40,7 +47,7 @@ is not known here, or a value of the wrong type or range, is an error naming
 the file, the line and the key; nothing falls back silently.
 
 Sections are read by the functions in :data:`SECTIONS`, each adding keyword
-arguments for ``Pipeline.default`` (``[router]`` is one more entry there).
+arguments for ``Pipeline.default``.
 """
 
 from __future__ import annotations
@@ -55,8 +62,15 @@ from typing import Any
 import attrs
 
 from gateway._auth import VirtualKey, read_keys
-from gateway._build import ProviderSettings, build_pipeline, read_middlewares, read_providers
+from gateway._build import (
+    ProviderSettings,
+    build_pipeline,
+    configured_registry,
+    read_middlewares,
+    read_providers,
+)
 from gateway._reader import ConfigError, Locator, Table
+from gateway._routing import read_router
 from pipeline import Pipeline, Secret
 
 __all__ = ["MASTER_KEY_ENV", "Config", "ConfigError", "ServerConfig", "load_config", "parse_config"]
@@ -107,7 +121,7 @@ class Context:
 
 
 def _read_server(table: Table, context: Context) -> Mapping[str, Any]:
-    master = table.text("master_key", None) or os.environ.get(MASTER_KEY_ENV) or None
+    master = table.secret("master_key", None) or _env_secret(MASTER_KEY_ENV)
     keys = list(read_keys(table.tables("keys")))
     keys_file = table.text("keys_file", None)
     if keys_file is not None:
@@ -119,13 +133,18 @@ def _read_server(table: Table, context: Context) -> Mapping[str, Any]:
     context.server = ServerConfig(
         host=table.text("host", "127.0.0.1"),
         port=table.integer("port", 4000, low=1, high=65535),
-        master_key=Secret(master) if master else None,
+        master_key=master,
         keys=tuple(keys),
         graceful_timeout=table.number("graceful_timeout", 30.0),
         ping_interval=table.number("ping_interval", 15.0),
     )
     table.done()
     return {}
+
+
+def _env_secret(name: str) -> Secret | None:
+    value = os.environ.get(name)
+    return Secret(value) if value else None
 
 
 def _load_keys_file(path: Path, table: Table) -> list[Table]:
@@ -144,24 +163,42 @@ def _read_providers(table: Table, context: Context) -> Mapping[str, Any]:
     return {}
 
 
+def _read_router(table: Table, context: Context) -> Mapping[str, Any]:
+    providers = configured_registry(context.providers).adapters
+    return read_router(table, providers)
+
+
 def _read_middlewares(table: Table, context: Context) -> Mapping[str, Any]:
     budgeted = [key.name for key in context.server.keys if key.budget is not None]
     return read_middlewares(table, budgeted)
 
 
 # Each top-level table of the file, read in this order. A reader returns
-# keyword arguments for Pipeline.default (the [router] section adds `router=`).
+# keyword arguments for Pipeline.default.
 SECTIONS: dict[str, Section] = {
     "server": _read_server,
     "providers": _read_providers,
+    "router": _read_router,
     "middlewares": _read_middlewares,
 }
 
 
 def _parse(path: Path) -> tuple[dict[str, Any], str]:
     text = path.read_text(encoding="utf-8")
+
+    def once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:  # TOML refuses these itself
+        found: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in found:
+                raise ConfigError(f"{path}: {key!r} is given twice in one object", file=str(path))
+            found[key] = value
+        return found
+
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        if path.suffix.lower() == ".json":
+            data = json.loads(text, object_pairs_hook=once)
+        else:
+            data = tomllib.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{path}:{exc.lineno}: not valid JSON: {exc.msg}", file=str(path)

@@ -5,8 +5,9 @@ A subclass says where its endpoints live (``paths``), how its key is sent
 (``params``), and writes one method per endpoint it offers:
 ``<endpoint>_body(request, params) -> dict`` and
 ``parse_<endpoint>(request, response)``, plus ``stream_decoder`` and
-``parse_error``. Those methods are looked up on the instance, so a subclass
-that overrides one is the one called.
+``parse_error``; an endpoint whose body is not JSON (a multipart upload)
+overrides ``<endpoint>_content(request, params)`` instead. Those methods are
+looked up on the instance, so a subclass that overrides one is the one called.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ ALL_ENDPOINTS: frozenset[Endpoint] = frozenset(ENDPOINTS)
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 _BODY_METHODS = {endpoint: f"{endpoint}_body" for endpoint in ENDPOINTS}
+_CONTENT_METHODS = {endpoint: f"{endpoint}_content" for endpoint in ENDPOINTS}
 _PARSE_METHODS = {endpoint: f"parse_{endpoint}" for endpoint in ENDPOINTS}
 
 
@@ -172,11 +174,20 @@ class HTTPAdapter:
         return policy.apply(request, params) if policy is not None else params
 
     def content(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
-        """``httpx.Request`` keyword arguments for the body: JSON from
-        ``<endpoint>_body``, with ``extra_body`` merged in last."""
+        """``httpx.Request`` keyword arguments for the body, from the endpoint's
+        ``<endpoint>_content``: :meth:`json_content` unless the adapter sends
+        that endpoint otherwise (a multipart upload)."""
+        content: dict[str, Any] = getattr(self, _CONTENT_METHODS[request.endpoint])(request, params)
+        return content
+
+    def json_content(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        """JSON from ``<endpoint>_body``, with ``extra_body`` merged in last."""
         body: dict[str, Any] = getattr(self, _BODY_METHODS[request.endpoint])(request, params)
         body.update(_mapping(request, "extra_body"))
         return {"json": body}
+
+    chat_content = embedding_content = image_content = json_content
+    transcription_content = speech_content = json_content
 
     def build(self, request: Request) -> httpx.Request:
         content = self.content(request, self.body_params(request))

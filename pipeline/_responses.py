@@ -101,13 +101,14 @@ class Choice:
     index: int = 0
     message: Message
     finish_reason: str | None = "stop"
+    logprobs: dict[str, Any] | None = None  # OpenAI's choice logprobs, as the provider sent them
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "message": self.message.to_dict(),
             "finish_reason": self.finish_reason,
-            "logprobs": None,
+            "logprobs": self.logprobs,
         }
 
 
@@ -195,13 +196,14 @@ class ChunkChoice:
     index: int = 0
     delta: Delta = attrs.Factory(Delta)
     finish_reason: str | None = None
+    logprobs: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "delta": self.delta.to_dict(),
             "finish_reason": self.finish_reason,
-            "logprobs": None,
+            "logprobs": self.logprobs,
         }
 
 
@@ -321,6 +323,7 @@ class StreamAccumulator:
         self._reasoning: dict[int, list[str]] = {}
         self._finish: dict[int, str | None] = {}
         self._calls: dict[int, dict[int, ToolCall]] = {}
+        self._logprobs: dict[int, dict[str, Any]] = {}
         self.usage: Usage | None = None
         self.chunks = 0
 
@@ -342,6 +345,8 @@ class StreamAccumulator:
                 self._reasoning.setdefault(i, []).append(delta.reasoning_content)
             if choice.finish_reason is not None:
                 self._finish[i] = choice.finish_reason
+            if choice.logprobs is not None:
+                _fold_logprobs(self._logprobs.setdefault(i, {}), choice.logprobs)
             for part in delta.tool_calls or ():
                 calls = self._calls.setdefault(i, {})
                 call = calls.get(part.index)
@@ -372,6 +377,7 @@ class StreamAccumulator:
                         tool_calls=[calls[k] for k in sorted(calls)] if calls else None,
                     ),
                     finish_reason=self._finish[i],
+                    logprobs=self._logprobs.get(i),
                 )
             )
         return ChatResponse(
@@ -382,3 +388,13 @@ class StreamAccumulator:
             choices=choices,
             usage=self.usage,
         )
+
+
+def _fold_logprobs(folded: dict[str, Any], part: dict[str, Any]) -> None:
+    """Add a chunk's logprobs to its choice's: token lists grow (the chunk's stay as sent)."""
+    for key, value in part.items():
+        have = folded.get(key)
+        if isinstance(have, list) and isinstance(value, list):
+            have.extend(value)
+        elif have is None:
+            folded[key] = list(value) if isinstance(value, list) else value

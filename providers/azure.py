@@ -8,17 +8,18 @@ anyway, pass ``extra_body={"model": ...}``.
 
 Where each setting comes from, first found wins:
 
-- endpoint: ``api_base=`` per call, ``AzureOpenAI(base_url=...)``,
-  ``AZURE_OPENAI_ENDPOINT``, ``AZURE_API_BASE``;
+- endpoint: ``api_base=`` per call, ``AzureOpenAI(base_url=...)``, the
+  ``base_url_envs`` variables (``AZURE_OPENAI_ENDPOINT``, ``AZURE_API_BASE``);
 - API version: ``api_version=`` per call, ``AzureOpenAI(api_version=...)``,
   ``OPENAI_API_VERSION``, ``AZURE_API_VERSION``, else :data:`DEFAULT_API_VERSION`
   (the latest GA data-plane inference version);
 - credentials: a Microsoft Entra ID token passed per call as
   ``azure_ad_token=`` (sent as ``Authorization: Bearer``), ``api_key=`` per
   call (sent as ``api-key``), ``AzureOpenAI(api_key=...)``,
-  ``AzureOpenAI(ad_token_provider=callable)``, ``AZURE_OPENAI_API_KEY``,
-  ``AZURE_API_KEY``, ``AZURE_OPENAI_AD_TOKEN``. Nothing found is an
-  :class:`~pipeline.errors.AuthenticationError` before any I/O.
+  ``AzureOpenAI(ad_token_provider=callable)``, the ``key_envs`` variables
+  (``AZURE_OPENAI_API_KEY``, ``AZURE_API_KEY``), ``AZURE_OPENAI_AD_TOKEN``.
+  Nothing found is an :class:`~pipeline.errors.AuthenticationError` before
+  any I/O.
 
   The token provider is asked for each request, by the terminal, just before
   sending (:meth:`AzureOpenAI.authorize`): an ``async`` provider is awaited,
@@ -63,6 +64,7 @@ from pipeline.adapter import (
     Secret,
     errors,
     first_env,
+    lookup_key,
 )
 from providers.openai_compatible import DEVELOPER_AS_SYSTEM, OpenAICompatible
 
@@ -108,6 +110,7 @@ class AzureOpenAI(OpenAICompatible):
 
     name: str = "azure"
     base_url: str = ""
+    base_url_envs: tuple[str, ...] = ENDPOINT_ENVS
     key_envs: tuple[str, ...] = KEY_ENVS
     endpoints: frozenset[Endpoint] = ALL_ENDPOINTS
     roles: Mapping[str, str] = EMPTY  # developer is known from DEVELOPER_ROLE_SINCE on
@@ -115,11 +118,12 @@ class AzureOpenAI(OpenAICompatible):
     ad_token_provider: TokenProvider | None = attrs.field(default=None, repr=False)
 
     def base(self, request: Request) -> str:
-        found = request.api_base or self.base_url or first_env(ENDPOINT_ENVS)
+        found = request.api_base or self.base_url or first_env(self.base_url_envs)
         if not found:
+            envs = self.base_url_envs
+            where = f"set {' or '.join(envs)}, or pass api_base=" if envs else "pass api_base="
             raise errors.InvalidRequestError(
-                f"no Azure OpenAI endpoint for {request.provider}: set "
-                f"{' or '.join(ENDPOINT_ENVS)}, or pass api_base=",
+                f"no Azure OpenAI endpoint for {request.provider}: {where}",
                 provider=request.provider,
                 model=request.model,
             )
@@ -146,34 +150,34 @@ class AzureOpenAI(OpenAICompatible):
 
     def roles_for(self, request: Request) -> Mapping[str, str]:
         """``developer`` stays itself from the version that knows it on (and on the
-        undated ``v1``/``preview``/``latest`` surfaces); before, it is ``system``."""
+        undated ``v1``/``preview``/``latest`` surfaces); before, it is ``system``
+        unless the configured ``roles`` say otherwise."""
         version = self.version(request)
         dated = _DATED.match(version)
         if dated is not None and dated.group() < DEVELOPER_ROLE_SINCE:
-            return DEVELOPER_AS_SYSTEM
+            return {**DEVELOPER_AS_SYSTEM, **self.roles} if self.roles else DEVELOPER_AS_SYSTEM
         return self.roles
 
     def credentials(self, request: Request) -> dict[str, str] | None:
         """The auth header of the first source found; None when it is the token
-        provider's turn (asked in :meth:`authorize`)."""
+        provider's turn (asked in :meth:`authorize`). A configured token provider
+        comes before the ``key_envs`` and :data:`TOKEN_ENV` variables."""
         token = _revealed(request.params.get("azure_ad_token"))
         if token:
             return _bearer(token)
-        if request.api_key is not None:
-            return {"api-key": request.api_key.reveal()}
-        if self.api_key is not None:
-            return {"api-key": self.api_key.reveal()}
-        if self.ad_token_provider is not None:
-            return None
-        key = first_env(KEY_ENVS)
+        provider = self.ad_token_provider
+        envs = () if provider is not None else self.key_envs
+        key = lookup_key(request, self.api_key, envs, required=False)
         if key:
             return {"api-key": key}
+        if provider is not None:
+            return None
         token = first_env((TOKEN_ENV,))
         if token:
             return _bearer(token)
         raise errors.AuthenticationError(
-            f"no credentials for {request.provider}: set {' or '.join(KEY_ENVS)} "
-            f"(or {TOKEN_ENV}), or pass api_key= or azure_ad_token=",
+            f"no credentials for {request.provider}: set "
+            f"{' or '.join((*self.key_envs, TOKEN_ENV))}, or pass api_key= or azure_ad_token=",
             provider=request.provider,
             model=request.model,
         )

@@ -26,7 +26,7 @@ from pipeline.adapter import (
 )
 
 
-def transcription_content(
+def transcription_upload(
     request: Request, fields: dict[str, str | list[str]], params: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The multipart upload: the audio file plus form fields."""

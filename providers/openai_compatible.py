@@ -51,7 +51,7 @@ from pipeline.adapter import (
     first_env,
     read_json,
 )
-from providers.openai_audio import speech_response, transcription_content, transcription_response
+from providers.openai_audio import speech_response, transcription_response, transcription_upload
 from providers.openai_wire import (
     OpenAIStreamDecoder,
     chat_response,
@@ -164,10 +164,9 @@ class OpenAICompatible(HTTPAdapter):
 
     speech_body = embedding_body
 
-    def content(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
-        if request.endpoint == "transcription":  # multipart: the audio file plus form fields
-            return transcription_content(request, dict(self.model_field(request)), params)
-        return super().content(request, params)
+    def transcription_content(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        """Multipart, not JSON: the audio file plus form fields."""
+        return transcription_upload(request, dict(self.model_field(request)), params)
 
     # -- replies -----------------------------------------------------------
 

@@ -169,6 +169,7 @@ def chat_response(request: Request, data: Any) -> ChatResponse:
                     refusal=opt_str(message, "refusal"),
                 ),
                 finish_reason=finish_reason(raw.get("finish_reason")) or "stop",
+                logprobs=opt_dict(raw, "logprobs"),
             )
         )
     usage = opt_dict(data, "usage") or opt_dict(opt_dict(data, "x_groq") or {}, "usage")
@@ -220,6 +221,7 @@ def chat_chunk(request: Request, data: Any) -> ChatChunk | None:
                     refusal=opt_str(delta, "refusal"),
                 ),
                 finish_reason=finish_reason(raw.get("finish_reason")),
+                logprobs=opt_dict(raw, "logprobs"),
             )
         )
     usage = usage_from(opt_dict(data, "usage") or opt_dict(opt_dict(data, "x_groq") or {}, "usage"))

@@ -9,6 +9,7 @@ depends on the model the request names:
   400, 401 and 404);
 - ``limited-<tag>``: 429 with ``retry-after: 1`` the first time, then a reply;
 - ``slow-<ms>``: the recorded chat reply after that many milliseconds;
+- ``echo-key``: 401 whose message repeats the key it was sent (a careless upstream);
 - ``break`` (streamed): two recorded chunks, then the connection is dropped;
 - ``endless`` (streamed): a chunk every 50 ms until its client goes away;
 - anything else: the recorded chat reply, stream or embeddings.
@@ -121,6 +122,10 @@ class FakeOpenAI:
             status = int(model.removeprefix("error-"))
             headers = {"retry-after": "0"} if status in (429, 503) else {}
             return JSONResponse(_error_body(status), status, headers)
+        if model == "echo-key":
+            sent = request.headers.get("authorization", "")
+            body = {"error": {"message": f"bad key: {sent}", "type": "invalid_request_error"}}
+            return JSONResponse(body, 401)
         if model.startswith("limited-") and model not in self._limited:
             self._limited.add(model)
             return JSONResponse(_error_body(429), 429, {"retry-after": "1"})

@@ -70,6 +70,9 @@ OPERATIONS: dict[str, str] = {
     "speech": "speech",
 }
 
+# Endpoints a call may stream: their spans say whether it did (gen_ai.request.stream).
+STREAMING: frozenset[str] = frozenset({"chat"})
+
 # Our provider names whose well-known gen_ai.provider.name differs.
 PROVIDER_NAMES: dict[str, str] = {
     "gemini": "gcp.gemini",
@@ -112,7 +115,7 @@ def _request_attributes(request: Request, operation: str) -> dict[str, Any]:
         name = _PARAMS.get(param)
         if name is not None and isinstance(value, int | float) and not isinstance(value, bool):
             attributes[name] = value
-    if request.endpoint == "chat":
+    if request.endpoint in STREAMING:
         attributes["gen_ai.request.stream"] = request.stream
     return attributes
 
