@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import anyio
+import attrs
 import httpx
 import pytest
 from structlog.testing import capture_logs
@@ -23,6 +24,7 @@ from pipeline import (
     EmbeddingResponse,
     ImageResponse,
     Pipeline,
+    Response,
     SpeechResponse,
     Stream,
     TranscriptionResponse,
@@ -73,6 +75,7 @@ def every_kind() -> list[Any]:
                 index=0,
                 message=Message(content="hi", reasoning_content="hm", tool_calls=[call]),
                 finish_reason="tool_calls",
+                logprobs={"content": [{"token": "hi", "logprob": -0.5, "top_logprobs": []}]},
             ),
             Choice(index=1, message=Message(content=None, refusal="no"), finish_reason="stop"),
         ],
@@ -106,6 +109,7 @@ def every_kind() -> list[Any]:
                         reasoning_content="r",
                     ),
                     finish_reason="tool_calls",
+                    logprobs={"content": [{"token": "f", "logprob": -0.1}], "refusal": None},
                 )
             ],
             usage=usage,
@@ -133,6 +137,48 @@ def test_every_kind_of_answer_comes_back_whole_as_json(value: Any) -> None:
     doc = json.loads(data)  # JSON, never pickle
     assert doc["format"] == 1
     assert decode(data) == value
+
+
+# Every field the codec keeps, by class: a new field fails this test until
+# middlewares/cache/_codec.py keeps it too (or says why it need not).
+KEPT = {
+    ChatResponse: {"id", "created", "choices", "usage", "system_fingerprint"},
+    ChatChunk: {"id", "created", "model", "provider", "choices", "usage", "system_fingerprint"},
+    Choice: {"index", "message", "finish_reason", "logprobs"},
+    ChunkChoice: {"index", "delta", "finish_reason", "logprobs"},
+    Message: {"role", "content", "tool_calls", "reasoning_content", "refusal"},
+    Delta: {"role", "content", "tool_calls", "reasoning_content", "refusal"},
+    ToolCall: {"id", "type", "function"},
+    ToolCallDelta: {"index", "id", "type", "function"},
+    Function: {"name", "arguments"},
+    FunctionDelta: {"name", "arguments"},
+    Usage: {
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "reasoning_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+    },
+    EmbeddingResponse: {"data", "usage"},
+    Embedding: {"index", "embedding"},
+    ImageResponse: {"created", "data"},
+    Image: {"url", "b64_json", "revised_prompt"},
+    TranscriptionResponse: {"text", "language", "duration"},
+    SpeechResponse: {"content", "content_type"},
+    CachedStream: {"chunks", "provider", "model", "request_id", "attempts"},
+}
+# What every response carries; kept apart from its body (cost is 0.0 on a hit,
+# cache_hit True).
+ORIGIN = {"provider", "model", "latency", "cache_hit", "attempts", "request_id", "cost"}
+
+
+@pytest.mark.parametrize("cls", list(KEPT), ids=lambda cls: cls.__name__)
+def test_the_codec_knows_every_field(cls: type) -> None:
+    fields = {field.name for field in attrs.fields(cls)}
+    if issubclass(cls, Response):
+        fields -= ORIGIN
+    assert fields == KEPT[cls], "a field changed: teach middlewares/cache/_codec.py"
 
 
 def test_what_is_not_ours_is_not_stored_and_a_damaged_entry_reads_as_damaged() -> None:

@@ -149,7 +149,10 @@ def _chat(body: Any, doc: Any) -> ChatResponse:
         created=body["created"],
         choices=[
             Choice(
-                index=c["index"], message=_message(c["message"]), finish_reason=c["finish_reason"]
+                index=c["index"],
+                message=_message(c["message"]),
+                finish_reason=c["finish_reason"],
+                logprobs=c.get("logprobs"),
             )
             for c in body["choices"]
         ],
@@ -193,7 +196,10 @@ def _chunk_from(data: Any) -> ChatChunk:
         provider=data["provider"],
         choices=[
             ChunkChoice(
-                index=c["index"], delta=_delta(c["delta"]), finish_reason=c["finish_reason"]
+                index=c["index"],
+                delta=_delta(c["delta"]),
+                finish_reason=c["finish_reason"],
+                logprobs=c.get("logprobs"),
             )
             for c in body["choices"]
         ],
