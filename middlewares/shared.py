@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     import coredis
     from coredis.commands.script import Script
 
-__all__ = ["RedisUnavailable", "RedisUser", "SharedRedis"]
+__all__ = ["RedisUnavailable", "RedisUser", "SharedRedis", "spawn"]
 
 T = TypeVar("T")
 _SCHEMES = ("redis", "rediss", "unix")
@@ -75,6 +75,35 @@ def _positive(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
     return float(value)
+
+
+_TASKS: set[asyncio.Task[None]] = set()  # spawned asyncio tasks, until they end
+
+
+def spawn(function: Callable[[], Awaitable[None]], name: str) -> object:
+    """Run ``function()`` as a task of the running event loop's own, one that
+    outlives the caller (a system task under trio), with a context of its own.
+
+    For work that no request should wait for. ``function`` must not raise
+    (under trio, a system task that raises ends the run). Returns asyncio's
+    task (held here until it ends: asyncio holds its tasks weakly), or None
+    under trio.
+    """
+    context = contextvars.Context()
+    loop = running_loop()
+    if isinstance(loop, asyncio.AbstractEventLoop):
+        task = loop.create_task(_awaited(function), name=name, context=context)
+        _TASKS.add(task)
+        task.add_done_callback(_TASKS.discard)
+        return task
+    import trio
+
+    trio.lowlevel.spawn_system_task(function, name=name, context=context)
+    return None
+
+
+async def _awaited(function: Callable[[], Awaitable[None]]) -> None:
+    await function()
 
 
 class _Pool:
@@ -105,16 +134,8 @@ class _Pool:
                 del self.pools[self.loop]
 
     def start(self) -> None:
-        # The pool outlives the request that opened it: its task is the loop's
-        # own (a system task under trio), with a context of its own.
-        context = contextvars.Context()
-        loop = self.loop
-        if isinstance(loop, asyncio.AbstractEventLoop):
-            self.task = loop.create_task(self.own(), name="dispatchline-redis", context=context)
-        else:
-            import trio
-
-            trio.lowlevel.spawn_system_task(self.own, name="dispatchline-redis", context=context)
+        # The pool outlives the request that opened it.
+        self.task = spawn(self.own, "dispatchline-redis")
 
     def close_soon(self) -> None:
         """Ask the pool to close, from any thread."""
@@ -327,3 +348,18 @@ def script(source: str) -> Script[bytes]:
     from coredis.commands.script import Script
 
     return Script(script=source)
+
+
+def redis_of(value: str | SharedRedis, name: str = "url") -> SharedRedis:
+    """``value`` if it is a :class:`SharedRedis`, else one made from its URL."""
+    redis = SharedRedis(value) if isinstance(value, str) else value
+    if not isinstance(redis, SharedRedis):
+        raise TypeError(f"{name} must be a Redis URL or a SharedRedis, got {value!r}")
+    return redis
+
+
+def checked_prefix(value: object) -> str:
+    """``value`` as a key prefix: a non-empty string without spaces."""
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        raise ValueError(f"prefix must be a non-empty string without spaces, got {value!r}")
+    return value
