@@ -316,10 +316,19 @@ class RedisUser:
         return await self.redis.run(self, operation)
 
     async def eval(self, script: Script[bytes], keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run a Lua script (EVALSHA; loaded first if the server lacks it)."""
-        return await self.redis.run(
-            self, lambda client: script(keys=keys, args=args, client=client)
-        )
+        """Run a Lua script: EVALSHA, one round trip (loaded first when the server
+        lacks it: a restarted Redis has forgotten every script)."""
+
+        async def evalsha(client: coredis.Redis[bytes]) -> Any:
+            from coredis.exceptions import NoScriptError
+
+            try:
+                return await client.evalsha(script.sha, keys=keys, args=args)
+            except NoScriptError:
+                await client.script_load(script.script)
+                return await client.evalsha(script.sha, keys=keys, args=args)
+
+        return await self.redis.run(self, evalsha)
 
 
 def script(source: str) -> Script[bytes]:
