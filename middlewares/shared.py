@@ -8,6 +8,12 @@
     cache = Cache(RedisCache(redis))
     router = Router(groups, state=RedisState(redis))
 
+For a new layer (budgets, statistics...): subclass :class:`RedisBacked` (a
+URL or a shared :class:`SharedRedis`, a key prefix, ``aclose``), keep each
+operation one command or one Lua :func:`script` run with
+``await self._user.eval(SCRIPT, keys, args)`` or ``await self._user.run(lambda
+client: client.get(key))``, and catch :class:`RedisUnavailable` to fall back.
+
 What it promises:
 
 - **One pool per event loop.** The client (coredis, on anyio: asyncio and
@@ -50,7 +56,7 @@ if TYPE_CHECKING:
     import coredis
     from coredis.commands.script import Script
 
-__all__ = ["RedisUnavailable", "RedisUser", "SharedRedis"]
+__all__ = ["RedisBacked", "RedisUnavailable", "RedisUser", "SharedRedis", "script"]
 
 T = TypeVar("T")
 _SCHEMES = ("redis", "rediss", "unix")
@@ -336,3 +342,36 @@ def script(source: str) -> Script[bytes]:
     from coredis.commands.script import Script
 
     return Script(script=source)
+
+
+class RedisBacked:
+    """The base of a layer that keeps its state in Redis (RedisCache, RedisState).
+
+    ``url`` is a Redis URL (the layer opens, and :meth:`aclose` closes, a
+    :class:`SharedRedis` of its own) or a :class:`SharedRedis` to share.
+    ``prefix`` starts every key the layer writes; ``layer`` and ``fallback``
+    name it and what it does while Redis is out, for the warning.
+    """
+
+    __slots__ = ("_owned", "_prefix", "_redis", "_user")
+
+    def __init__(self, url: str | SharedRedis, *, prefix: str, layer: str, fallback: str) -> None:
+        if isinstance(url, SharedRedis):
+            self._redis, self._owned = url, False
+        elif isinstance(url, str):
+            self._redis, self._owned = SharedRedis(url), True
+        else:
+            raise TypeError(f"url must be a Redis URL or a SharedRedis, got {url!r}")
+        if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+            raise ValueError(f"prefix must be a non-empty string without spaces, got {prefix!r}")
+        self._prefix = prefix
+        self._user = self._redis.user(layer, fallback=fallback)
+
+    @property
+    def redis(self) -> SharedRedis:
+        return self._redis
+
+    async def aclose(self) -> None:
+        """Close the connection pools, if this layer opened them (made from a URL)."""
+        if self._owned:
+            await self._redis.aclose()
