@@ -11,7 +11,7 @@ import anyio
 import attrs
 import structlog
 
-from benchmarks import compare, importtime, lookup, machine, resolve, routing, usage
+from benchmarks import compare, importtime, lookup, machine, resolve, routing, shared_state, usage
 from benchmarks import gateway as gateway_bench
 from benchmarks.fresh import run_rounds
 from benchmarks.lookup import LookupRow
@@ -70,6 +70,7 @@ class Results:
     gateway: list[gateway_bench.GatewayRow] = attrs.field(factory=list)
     gateway_skipped: list[str] = attrs.field(factory=list)
     routing: routing.RoutingResults | None = None
+    shared_state: shared_state.SharedStateResults | None = None
 
 
 # Where each variant runs. The cache hit never reaches a transport, so once is
@@ -105,7 +106,7 @@ def all_variants() -> Variants:
 
 def steps(scale: Scale) -> int:
     targets = all_targets("http://127.0.0.1:1/v1")
-    sections = 3  # the usage layers, the gateway overhead, routing
+    sections = 4  # the usage layers, the gateway overhead, routing, shared state
     targets_run = len(targets) + len(stream_targets(targets))
     return 2 * scale.rounds + targets_run + scale.import_runs + sections
 
@@ -180,6 +181,8 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         gateway_rows, gateway_skipped = gateway_bench.measure(server.base_url, load)
         advance("gateway overhead")
         routed = anyio.run(_routing, scale, advance, backend="asyncio")
+    shared, shared_skipped = shared_state.measure(scale.load)
+    advance("shared state")
     imports = importtime.measure(scale.import_runs, lambda: advance("import time run"))
     return Results(
         scale=scale.name,
@@ -191,7 +194,8 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         streaming=streams,
         import_ms=imports,
         routing=routed,
-        skipped=skipped,
+        shared_state=shared,
+        skipped=skipped + ([shared_skipped] if shared_skipped else []),
         seconds=time.perf_counter() - start,
         default_stack=repr(Pipeline.default(registry=mock_target().registry())),
         usage=usage_rows,

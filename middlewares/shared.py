@@ -8,6 +8,12 @@
     cache = Cache(RedisCache(redis))
     router = Router(groups, state=RedisState(redis))
 
+For a new layer (budgets, statistics...): subclass :class:`RedisBacked` (a
+URL or a shared :class:`SharedRedis`, a key prefix, ``aclose``), keep each
+operation one command or one Lua :func:`script` run with
+``await self._user.eval(SCRIPT, keys, args)`` or ``await self._user.run(lambda
+client: client.get(key))``, and catch :class:`RedisUnavailable` to fall back.
+
 What it promises:
 
 - **One pool per event loop.** The client (coredis, on anyio: asyncio and
@@ -50,7 +56,7 @@ if TYPE_CHECKING:
     import coredis
     from coredis.commands.script import Script
 
-__all__ = ["RedisUnavailable", "RedisUser", "SharedRedis", "spawn"]
+__all__ = ["RedisBacked", "RedisUnavailable", "RedisUser", "SharedRedis", "script", "spawn"]
 
 T = TypeVar("T")
 _SCHEMES = ("redis", "rediss", "unix")
@@ -337,10 +343,19 @@ class RedisUser:
         return await self.redis.run(self, operation)
 
     async def eval(self, script: Script[bytes], keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run a Lua script (EVALSHA; loaded first if the server lacks it)."""
-        return await self.redis.run(
-            self, lambda client: script(keys=keys, args=args, client=client)
-        )
+        """Run a Lua script: EVALSHA, one round trip (loaded first when the server
+        lacks it: a restarted Redis has forgotten every script)."""
+
+        async def evalsha(client: coredis.Redis[bytes]) -> Any:
+            from coredis.exceptions import NoScriptError
+
+            try:
+                return await client.evalsha(script.sha, keys=keys, args=args)
+            except NoScriptError:
+                await client.script_load(script.script)
+                return await client.evalsha(script.sha, keys=keys, args=args)
+
+        return await self.redis.run(self, evalsha)
 
 
 def script(source: str) -> Script[bytes]:
@@ -350,16 +365,34 @@ def script(source: str) -> Script[bytes]:
     return Script(script=source)
 
 
-def redis_of(value: str | SharedRedis, name: str = "url") -> SharedRedis:
-    """``value`` if it is a :class:`SharedRedis`, else one made from its URL."""
-    redis = SharedRedis(value) if isinstance(value, str) else value
-    if not isinstance(redis, SharedRedis):
-        raise TypeError(f"{name} must be a Redis URL or a SharedRedis, got {value!r}")
-    return redis
+class RedisBacked:
+    """The base of a layer that keeps its state in Redis (RedisCache, RedisState).
 
+    ``url`` is a Redis URL (the layer opens, and :meth:`aclose` closes, a
+    :class:`SharedRedis` of its own) or a :class:`SharedRedis` to share.
+    ``prefix`` starts every key the layer writes; ``layer`` and ``fallback``
+    name it and what it does while Redis is out, for the warning.
+    """
 
-def checked_prefix(value: object) -> str:
-    """``value`` as a key prefix: a non-empty string without spaces."""
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        raise ValueError(f"prefix must be a non-empty string without spaces, got {value!r}")
-    return value
+    __slots__ = ("_owned", "_prefix", "_redis", "_user")
+
+    def __init__(self, url: str | SharedRedis, *, prefix: str, layer: str, fallback: str) -> None:
+        if isinstance(url, SharedRedis):
+            self._redis, self._owned = url, False
+        elif isinstance(url, str):
+            self._redis, self._owned = SharedRedis(url), True
+        else:
+            raise TypeError(f"url must be a Redis URL or a SharedRedis, got {url!r}")
+        if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+            raise ValueError(f"prefix must be a non-empty string without spaces, got {prefix!r}")
+        self._prefix = prefix
+        self._user = self._redis.user(layer, fallback=fallback)
+
+    @property
+    def redis(self) -> SharedRedis:
+        return self._redis
+
+    async def aclose(self) -> None:
+        """Close the connection pools, if this layer opened them (made from a URL)."""
+        if self._owned:
+            await self._redis.aclose()

@@ -14,10 +14,12 @@ own numbers (see each function below).
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -91,6 +93,59 @@ async def concurrently(n: int, width: int, one: Callable[[int], Awaitable[None]]
     async with anyio.create_task_group() as group:
         for i in range(n):
             group.start_soon(run, i)
+
+
+# -- the parent's side --------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("asyncio", "trio")
+
+
+class Workers:
+    """``n`` worker processes for one scenario; ``go()`` starts them together."""
+
+    def __init__(self, n: int, scenario: str, url: str, prefix: str, **args: Any) -> None:
+        self.processes = []
+        for worker in range(n):
+            spec = {"scenario": scenario, "url": url, "prefix": prefix, **args}
+            spec |= {"worker": worker, "backend": BACKENDS[worker % 2]}
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "tests._redis_worker", json.dumps(spec)],
+                    cwd=ROOT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+            )
+        for process in self.processes:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line == b"ready\n", line + process.communicate(timeout=30)[1]
+
+    def go(self) -> Workers:
+        for process in self.processes:
+            assert process.stdin is not None
+            process.stdin.write(b"go\n")
+            process.stdin.flush()
+        return self
+
+    def results(self) -> list[dict[str, Any]]:
+        out = []
+        for process in self.processes:
+            stdout, stderr = process.communicate(timeout=120)
+            assert process.returncode == 0, stderr.decode()
+            out.append(json.loads(stdout))
+        return out
+
+
+def run(n: int, scenario: str, url: str, prefix: str, **args: Any) -> list[dict[str, Any]]:
+    return Workers(n, scenario, url, prefix, **args).go().results()
+
+
+def run_workers(n: int, scenario: str, url: str, prefix: str, **args: Any) -> list[dict[str, Any]]:
+    """``n`` workers running ``scenario`` together; what each saw."""
+    return Workers(n, scenario, url, prefix, **args).go().results()
 
 
 # -- scenarios: each returns what the parent checks ---------------------------------

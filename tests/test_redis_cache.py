@@ -375,3 +375,17 @@ async def test_bad_options_are_refused(redis_url: str) -> None:
         RedisCache(redis_url, lock_timeout=None)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         RedisCache(42)  # type: ignore[arg-type]
+
+
+def test_the_sync_api_shares_the_cache_and_closes_cleanly(
+    redis_url: str, redis_prefix: str, sync_backend: str
+) -> None:
+    """The sync facade runs its own event loop in a thread: the cache opens a pool
+    there, and closing the pipeline ends it with that loop."""
+    upstream = Upstream()
+    layers = [Cache(RedisCache(redis_url, prefix=redis_prefix), sampled=True)]
+    loop: Any = sync_backend
+    with Pipeline(layers, registry=registry(upstream), sync_backend=loop) as pipe:
+        first = pipe.completion("mock/m", HI)
+        again = pipe.completion("mock/m", HI)
+    assert (upstream.calls, first.cache_hit, again.cache_hit) == (1, False, True)

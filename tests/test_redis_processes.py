@@ -8,11 +8,7 @@ Each worker is ``tests/_redis_worker.py``: Cache(RedisCache) -> Router(RedisStat
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,52 +17,9 @@ import pytest
 from middlewares import Deployment, Router
 from middlewares.state import RedisState
 from tests._redis import RedisServer, stored
+from tests._redis_worker import Workers, run_workers
 
-ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ("asyncio", "trio")
 SECRET = "sk-worker-secret-0123456789abcdef"  # the workers' deployment and per-call key
-
-
-class Workers:
-    """``n`` worker processes for one scenario; ``go()`` starts them together."""
-
-    def __init__(self, n: int, scenario: str, url: str, prefix: str, **args: Any) -> None:
-        self.processes = []
-        for worker in range(n):
-            spec = {"scenario": scenario, "url": url, "prefix": prefix, **args}
-            spec |= {"worker": worker, "backend": BACKENDS[worker % 2]}
-            self.processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "tests._redis_worker", json.dumps(spec)],
-                    cwd=ROOT,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                )
-            )
-        for process in self.processes:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            assert line == b"ready\n", line + process.communicate(timeout=30)[1]
-
-    def go(self) -> Workers:
-        for process in self.processes:
-            assert process.stdin is not None
-            process.stdin.write(b"go\n")
-            process.stdin.flush()
-        return self
-
-    def results(self) -> list[dict[str, Any]]:
-        out = []
-        for process in self.processes:
-            stdout, stderr = process.communicate(timeout=120)
-            assert process.returncode == 0, stderr.decode()
-            out.append(json.loads(stdout))
-        return out
-
-
-def run(n: int, scenario: str, url: str, prefix: str, **args: Any) -> list[dict[str, Any]]:
-    return Workers(n, scenario, url, prefix, **args).go().results()
 
 
 async def shared_view(
@@ -98,7 +51,7 @@ def total(results: list[dict[str, Any]], field: str, model: str | None = None) -
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the parent only reads Redis
 async def test_an_rpm_limit_holds_globally_and_is_used(redis_url: str, redis_prefix: str) -> None:
-    results = run(4, "limits", redis_url, redis_prefix, rpm=40, requests=25, concurrency=5)
+    results = run_workers(4, "limits", redis_url, redis_prefix, rpm=40, requests=25, concurrency=5)
     admitted = total(results, "ok")
     assert 0.95 * 40 <= admitted <= 40  # 100 asked for, 40 a minute allowed
     assert total(results, "refused") == 100 - admitted
@@ -113,7 +66,7 @@ async def test_a_tpm_limit_holds_globally_with_the_real_usage_counted(
     redis_url: str, redis_prefix: str
 ) -> None:
     # Each call reserves its estimate (max_tokens=20 and the prompt) and uses 10.
-    results = run(
+    results = run_workers(
         4, "limits", redis_url, redis_prefix, tpm=1000, requests=40, max_tokens=20, usage=10
     )
     used = total(results, "tokens")
@@ -129,16 +82,16 @@ async def test_a_breaker_opened_in_one_process_is_honoured_by_the_others(
     redis_url: str, redis_prefix: str
 ) -> None:
     common = {"backup": True, "cooldown": 2.0}
-    (opener,) = run(1, "breaker", redis_url, redis_prefix, fail=["a"], requests=5, **common)
+    (opener,) = run_workers(1, "breaker", redis_url, redis_prefix, fail=["a"], requests=5, **common)
     assert opener["served"] == ["up/b"] * 5 and opener["upstream"]["a"] == 5
     opened = time.time()
     view = await shared_view(redis_url, redis_prefix)
     assert view.breaker == "open" and view.reopens_at == pytest.approx(opened + 2.0, abs=1.0)
-    others = run(3, "breaker", redis_url, redis_prefix, requests=5, **common)
+    others = run_workers(3, "breaker", redis_url, redis_prefix, requests=5, **common)
     assert all(r["served"] == ["up/b"] * 5 for r in others)
     assert total(others, "", "a") == 0  # not one call reached the open deployment
     await anyio.sleep(max(view.reopens_at - time.time(), 0.0) + 0.05)
-    after = run(3, "breaker", redis_url, redis_prefix, requests=3, **common)
+    after = run_workers(3, "breaker", redis_url, redis_prefix, requests=3, **common)
     assert total(after, "", "a") >= 1  # on time everywhere: the probe went through
     assert (await shared_view(redis_url, redis_prefix)).breaker == "closed"
 
@@ -148,9 +101,9 @@ async def test_a_breaker_opened_in_one_process_is_honoured_by_the_others(
 async def test_a_cache_entry_written_by_one_is_a_hit_in_the_others(
     redis_url: str, redis_prefix: str
 ) -> None:
-    (writer,) = run(1, "cache", redis_url, redis_prefix)
+    (writer,) = run_workers(1, "cache", redis_url, redis_prefix)
     assert writer["hits"] == [False, False] and writer["upstream"] == {"a": 2}
-    readers = run(3, "cache", redis_url, redis_prefix)
+    readers = run_workers(3, "cache", redis_url, redis_prefix)
     for reader in readers:
         assert reader["hits"] == [True, True] and reader["upstream"] == {}
         assert reader["content"] == writer["content"]
@@ -163,7 +116,7 @@ async def test_a_cache_entry_written_by_one_is_a_hit_in_the_others(
 async def test_twenty_identical_requests_over_four_processes_make_one_upstream_call(
     redis_url: str, redis_prefix: str
 ) -> None:
-    results = run(4, "flight", redis_url, redis_prefix, requests=5, delay=0.5)
+    results = run_workers(4, "flight", redis_url, redis_prefix, requests=5, delay=0.5)
     assert total(results, "", "a") == 1
     assert [len(r["answered"]) for r in results] == [5, 5, 5, 5]
     assert {answer for r in results for answer in r["answered"]} == {"echo: hi"}

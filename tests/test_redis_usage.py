@@ -363,7 +363,7 @@ def test_a_sketch_rebuilt_from_its_bins_answers_the_same() -> None:
 @pytest.mark.parametrize(
     ("layer", "options", "message"),
     [
-        (Stats, {"redis": 42}, "redis must be a Redis URL"),
+        (Stats, {"redis": 42}, "a Redis URL or a SharedRedis"),
         (Stats, {"redis": "redis://x", "prefix": "a b"}, "prefix"),
         (Stats, {"redis": "redis://x", "flush_interval": 0}, "flush_interval"),
         (Budget, {"redis": "http://x"}, "redis://"),

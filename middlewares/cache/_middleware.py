@@ -87,6 +87,11 @@ class _Flight:
             self._done = anyio.Event()
         await self._done.wait()
 
+    @property
+    def waited(self) -> bool:
+        """Whether another request waits for this call."""
+        return self._done is not None
+
     def finish(self) -> None:
         if self._done is not None:
             self._done.set()
@@ -263,8 +268,9 @@ class Cache:
                 # (bounded) wait for another process's answer.
                 claim = await self._claim(self._shared, key)
                 if claim.value is not None:
-                    flight.value = claim.value
-                    return _as_hit(copy_response(claim.value))
+                    if flight.waited:  # others here wait for it: they copy a snapshot
+                        flight.value = copy_response(claim.value)
+                    return _as_hit(claim.value)
             result = await call_next(request)
             if not isinstance(result, Stream):
                 snapshot = _snapshot(result)

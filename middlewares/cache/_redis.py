@@ -12,7 +12,7 @@ import anyio
 from middlewares._log import logger
 from middlewares.cache._codec import decode, encode
 from middlewares.cache._memory import DEFAULT_TTL, Claim, check_ttl
-from middlewares.shared import RedisUnavailable, SharedRedis, script
+from middlewares.shared import RedisBacked, RedisUnavailable, SharedRedis, script
 
 __all__ = ["RedisCache"]
 
@@ -53,17 +53,11 @@ _FIRST_POLL = 0.005
 _MAX_POLL = 0.05
 
 
-def _prefix(value: object) -> str:
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        raise ValueError(f"prefix must be a non-empty string without spaces, got {value!r}")
-    return value
-
-
 def _ms(seconds: float | None) -> str:
     return "0" if seconds is None else str(max(math.ceil(seconds * 1000), 1))
 
 
-class RedisCache:
+class RedisCache(RedisBacked):
     """A :class:`~middlewares.cache.CacheBackend` in Redis, shared by every process.
 
     >>> cache = Cache(RedisCache("redis://127.0.0.1:6379/0", ttl=3600))
@@ -83,7 +77,7 @@ class RedisCache:
     upstream itself; one warning (see :mod:`middlewares.shared`).
     """
 
-    __slots__ = ("_lock_timeout", "_owned", "_prefix", "_redis", "_ttl", "_user")
+    __slots__ = ("_lock_timeout", "_ttl")
 
     def __init__(
         self,
@@ -93,13 +87,8 @@ class RedisCache:
         prefix: str = "dispatchline",
         lock_timeout: float = 10.0,
     ) -> None:
-        self._owned = not isinstance(url, SharedRedis)
-        self._redis = SharedRedis(url) if isinstance(url, str) else url
-        if not isinstance(self._redis, SharedRedis):
-            raise TypeError(f"url must be a Redis URL or a SharedRedis, got {url!r}")
-        self._user = self._redis.user("cache", fallback="a miss (nothing stored)")
+        super().__init__(url, prefix=prefix, layer="cache", fallback="a miss (nothing stored)")
         self._ttl = check_ttl(ttl)
-        self._prefix = _prefix(prefix)
         lock = check_ttl(lock_timeout, "lock_timeout")
         if lock is None:
             raise ValueError("lock_timeout must be a positive number of seconds, got None")
@@ -107,10 +96,6 @@ class RedisCache:
 
     def __repr__(self) -> str:
         return f"RedisCache({self._redis.url!r}, ttl={self._ttl}, prefix={self._prefix!r})"
-
-    @property
-    def redis(self) -> SharedRedis:
-        return self._redis
 
     def _keys(self, key: str) -> list[str]:
         return [f"{self._prefix}:cache:{key}", f"{self._prefix}:cache-lock:{key}"]
@@ -177,8 +162,3 @@ class RedisCache:
         ttl = self._ttl if ttl is None else check_ttl(ttl)
         with contextlib.suppress(RedisUnavailable):
             await self._user.eval(_SETTLE, self._keys(key), [claim.token, data, _ms(ttl)])
-
-    async def aclose(self) -> None:
-        """Close the connection pools, if this cache opened them (made from a URL)."""
-        if self._owned:
-            await self._redis.aclose()

@@ -7,7 +7,7 @@ import math
 import secrets
 from typing import Any, NamedTuple
 
-from middlewares.shared import RedisUnavailable, SharedRedis
+from middlewares.shared import RedisBacked, RedisUnavailable, SharedRedis
 from middlewares.state._memory import MemoryState
 from middlewares.state._protocol import (
     BREAKER_STEPS,
@@ -65,7 +65,7 @@ class _Seen(NamedTuple):
 _NOTHING_SEEN = _Seen(0, None, None, None, None, 0.0)
 
 
-class RedisState:
+class RedisState(RedisBacked):
     """:class:`~middlewares.state.State` in Redis, shared by every process using it.
 
     >>> router = Router(groups, state=RedisState("redis://127.0.0.1:6379/0"))
@@ -85,17 +85,7 @@ class RedisState:
     takes over, with one warning; Redis is used again once it answers.
     """
 
-    __slots__ = (
-        "_ids",
-        "_lease",
-        "_local",
-        "_owned",
-        "_prefix",
-        "_process",
-        "_redis",
-        "_seen",
-        "_user",
-    )
+    __slots__ = ("_ids", "_lease", "_local", "_process", "_seen")
 
     def __init__(
         self,
@@ -104,16 +94,10 @@ class RedisState:
         prefix: str = "dispatchline",
         lease: float = 300.0,
     ) -> None:
-        self._owned = not isinstance(url, SharedRedis)
-        self._redis = SharedRedis(url) if isinstance(url, str) else url
-        if not isinstance(self._redis, SharedRedis):
-            raise TypeError(f"url must be a Redis URL or a SharedRedis, got {url!r}")
-        if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
-            raise ValueError(f"prefix must be a non-empty string without spaces, got {prefix!r}")
+        fallback = "this process's own state (MemoryState)"
+        super().__init__(url, prefix=prefix, layer="state", fallback=fallback)
         if isinstance(lease, bool) or not isinstance(lease, int | float) or not 0 < lease < DAY:
             raise ValueError(f"lease must be a number of seconds in (0, 86400), got {lease!r}")
-        self._user = self._redis.user("state", fallback="this process's own state (MemoryState)")
-        self._prefix = prefix
         self._lease = float(lease)
         self._local = MemoryState()  # while Redis is out
         self._seen: dict[str, _Seen | None] = {}  # None: out, the local state answers
@@ -122,10 +106,6 @@ class RedisState:
 
     def __repr__(self) -> str:
         return f"RedisState({self._redis.url!r}, prefix={self._prefix!r})"
-
-    @property
-    def redis(self) -> SharedRedis:
-        return self._redis
 
     def _keys(self, key: str) -> list[str]:
         base = f"{self._prefix}:state:{{{key}}}"
@@ -215,11 +195,6 @@ class RedisState:
         except RedisUnavailable:
             return self._local.view(key, policy, now)
         return _view(_Seen.of(reply), policy, now)
-
-    async def aclose(self) -> None:
-        """Close the connection pools, if this state opened them (made from a URL)."""
-        if self._owned:
-            await self._redis.aclose()
 
 
 def _view(seen: _Seen, policy: Policy, now: float) -> DeploymentState:

@@ -53,12 +53,16 @@ local function window(key, low, prune)
   return first, second, buckets
 end
 
--- The record: in_flight, open_until, probing, requests, tokens, estimate, estimated_at.
-local function record(now, low, limited)
+-- The record: in_flight, open_until, probing, requests, tokens, estimate, estimated_at
+-- (the window's sums counted here unless the caller knows them).
+local function record(now, low, limited, requests, tokens)
   local in_flight = redis.call('ZCOUNT', KEYS[4], '(' .. now, '+inf')
   local rec = redis.call('HMGET', KEYS[1], 'open_until', 'probing', 'estimate', 'estimated_at')
-  local requests, tokens = '', ''
-  if limited then requests, tokens = window(KEYS[2], low, false) end
+  if not limited then
+    requests, tokens = '', ''
+  elseif requests == nil then
+    requests, tokens = window(KEYS[2], low, false)
+  end
   return {in_flight, rec[1] or '', rec[2] or '', requests, tokens, rec[3] or '', rec[4] or ''}
 end
 """
@@ -104,8 +108,10 @@ if open_until then
   probe = 1
 end
 if most and redis.call('ZCARD', KEYS[4]) >= most then return refuse('concurrency', ARGV[12]) end
+local requests, tokens
 if limited then
-  local requests, tokens, buckets = window(KEYS[2], low, true)
+  local buckets
+  requests, tokens, buckets = window(KEYS[2], low, true)
   if rpm and requests + 1 > rpm then return refuse('rpm', wait(buckets, requests, rpm, 1)) end
   if tpm and tokens + cost > tpm then
     if cost > tpm then return refuse('tpm', '') end
@@ -114,6 +120,7 @@ if limited then
   redis.call('HINCRBY', KEYS[2], 'a' .. index, 1)
   redis.call('HINCRBY', KEYS[2], 'b' .. index, cost)
   redis.call('PEXPIRE', KEYS[2], ARGV[11])
+  requests, tokens = requests + 1, tokens + cost
 end
 redis.call('ZADD', KEYS[4], ARGV[10], ARGV[9])
 redis.call('PEXPIRE', KEYS[4], ARGV[11])
@@ -122,7 +129,7 @@ if probe == 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[11])
 end
 local out = {1, '', '', probe}
-for _, v in ipairs(record(ARGV[1], low, limited)) do out[#out + 1] = v end
+for _, v in ipairs(record(ARGV[1], low, limited, requests, tokens)) do out[#out + 1] = v end
 return out
 """
 )

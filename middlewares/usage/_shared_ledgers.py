@@ -25,7 +25,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from middlewares.shared import RedisUnavailable, SharedRedis, script
+from middlewares.shared import RedisBacked, RedisUnavailable, SharedRedis, script
 from middlewares.usage._periods import CALENDAR, CalendarLedger, Ledger, Period, RollingLedger
 
 __all__ = ["SharedLedgers"]
@@ -80,24 +80,14 @@ def _ms(seconds: float) -> int:
     return max(int(seconds * 1000), 1)
 
 
-class SharedLedgers:
+class SharedLedgers(RedisBacked):
     """A :class:`Budget`'s ledgers in Redis; see the module docstring."""
 
-    __slots__ = (
-        "_base",
-        "_bounds",
-        "_index_ttl",
-        "_rolling",
-        "_seconds",
-        "_unsent",
-        "_user",
-        "redis",
-    )
+    __slots__ = ("_base", "_bounds", "_index_ttl", "_rolling", "_seconds", "_unsent")
 
-    def __init__(self, redis: SharedRedis, *, prefix: str, period: Period) -> None:
-        self.redis = redis
-        self._user = redis.user("budget", fallback="this process's own spend")
-        self._base = f"{prefix}:budget:{_label(period)}:"
+    def __init__(self, redis: str | SharedRedis, *, prefix: str, period: Period) -> None:
+        super().__init__(redis, prefix=prefix, layer="budget", fallback="this process's own spend")
+        self._base = f"{self._prefix}:budget:{_label(period)}:"
         self._bounds = CALENDAR[period] if isinstance(period, str) else CALENDAR["day"]
         self._seconds = None if isinstance(period, str) else float(period)
         self._rolling = None if self._seconds is None else RollingLedger(self._seconds)

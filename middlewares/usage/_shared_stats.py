@@ -34,14 +34,7 @@ import anyio
 import attrs
 
 from middlewares._log import logger
-from middlewares.shared import (
-    RedisUnavailable,
-    SharedRedis,
-    checked_prefix,
-    redis_of,
-    script,
-    spawn,
-)
+from middlewares.shared import RedisBacked, RedisUnavailable, SharedRedis, script, spawn
 
 if TYPE_CHECKING:
     from middlewares.usage.stats import Tally
@@ -180,7 +173,7 @@ class _Batch:
     sent: dict[Item, Numbers]
 
 
-class SharedStats:
+class SharedStats(RedisBacked):
     """A :class:`Stats`' totals in Redis; see the module docstring.
 
     ``lock`` is the Stats' own (its tallies change under it); ``tallies``,
@@ -188,19 +181,17 @@ class SharedStats:
     """
 
     __slots__ = (
+        "_base",
         "_beat",
         "_generation",
         "_interval",
         "_lock",
         "_pending",
-        "_prefix",
         "_process",
-        "_redis",
         "_running",
         "_sent",
         "_sequence",
         "_tallies",
-        "_user",
     )
 
     def __init__(
@@ -212,13 +203,13 @@ class SharedStats:
         lock: threading.Lock,
         tallies: Any,
     ) -> None:
-        self._redis = redis_of(redis, "redis")
-        self._prefix = f"{checked_prefix(prefix)}:stats:"
+        fallback = "this process's own counts (sent later)"
+        super().__init__(redis, prefix=prefix, layer="stats", fallback=fallback)
+        self._base = f"{prefix}:stats:"
         if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
             raise ValueError(
                 f"flush_interval must be a positive number of seconds, got {interval!r}"
             )
-        self._user = self._redis.user("stats", fallback="this process's own counts (sent later)")
         self._interval = float(interval)
         self._lock = lock
         self._tallies = tallies
@@ -231,12 +222,8 @@ class SharedStats:
         self._beat = 0.0  # when it last went round
 
     @property
-    def redis(self) -> SharedRedis:
-        return self._redis
-
-    @property
     def prefix(self) -> str:
-        return self._prefix.removesuffix(":stats:")
+        return self._prefix
 
     # -- sending ---------------------------------------------------------------
 
@@ -272,7 +259,7 @@ class SharedStats:
         """Under the lock: the batch to send (the pending one first), or None."""
         if self._pending is not None:
             return self._pending
-        keys = [f"{self._prefix}seq:{self._process}", f"{self._prefix}index"]
+        keys = [f"{self._base}seq:{self._process}", f"{self._base}index"]
         args: list[Any] = [self._sequence + 1, _SEQUENCE_TTL_MS]
         now: dict[Item, Numbers] = {}
         for item, tally in self._tallies().items():
@@ -280,7 +267,7 @@ class SharedStats:
             changes = _delta(counted, self._sent.get(item, {}))
             if changes:
                 field = f"{item[0]}:{item[1]}"
-                keys.append(self._prefix + field)
+                keys.append(self._base + field)
                 args += [tally.provider, tally.model, field, len(changes) // 2, *changes]
         if len(keys) == 2:
             return None
@@ -323,7 +310,7 @@ class SharedStats:
         if not await self.flush():
             return None
         try:
-            reply = await self._user.eval(_READ, [f"{self._prefix}index"], [self._prefix])
+            reply = await self._user.eval(_READ, [f"{self._base}index"], [self._base])
         except RedisUnavailable:
             return None
         found: dict[str, dict[str, Tally]] = {"t": {}, "d": {}}

@@ -61,7 +61,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from middlewares._log import logger
-from middlewares.shared import RedisUnavailable, SharedRedis, checked_prefix, redis_of, spawn
+from middlewares.shared import RedisUnavailable, SharedRedis, spawn
 from middlewares.usage._periods import Ledger, Period, ledger_factory
 from middlewares.usage._routed import deployment_of, tags_of
 from middlewares.usage._shared_ledgers import SharedLedgers
@@ -155,8 +155,7 @@ class Budget:
         self._unpriced: set[str] = set()
         self._shared: SharedLedgers | None = None
         if redis is not None:
-            shared = redis_of(redis, "redis")
-            self._shared = SharedLedgers(shared, prefix=checked_prefix(prefix), period=period)
+            self._shared = SharedLedgers(redis, prefix=prefix, period=period)
 
     def __repr__(self) -> str:
         scope = (
@@ -174,6 +173,11 @@ class Budget:
     def redis(self) -> SharedRedis | None:
         """The Redis the spend is kept in, or None (this process only)."""
         return None if self._shared is None else self._shared.redis
+
+    async def aclose(self) -> None:
+        """Close the Redis connections this budget opened (``redis=`` a URL)."""
+        if self._shared is not None:
+            await self._shared.aclose()
 
     def spent(self, scope: str) -> float:
         """USD spent by ``scope`` (a key such as ``"provider:openai"``) this period,

@@ -263,6 +263,13 @@ class Stats:
         if self._shared is not None:
             await self._shared.flush()
 
+    async def aclose(self) -> None:
+        """Send what is left (:meth:`aflush`), then close the Redis connections this
+        Stats opened (``redis=`` a URL)."""
+        if self._shared is not None:
+            await self._shared.flush()
+            await self._shared.aclose()
+
     async def _totals(self) -> Totals | None:
         return None if self._shared is None else await self._shared.totals()
 
