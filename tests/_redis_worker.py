@@ -27,7 +27,16 @@ import anyio.to_thread
 import httpx
 from structlog.testing import capture_logs
 
-from middlewares import Cache, CircuitBreaker, Deployment, ErrorMapping, Router
+from middlewares import (
+    Budget,
+    Cache,
+    CircuitBreaker,
+    Costs,
+    Deployment,
+    ErrorMapping,
+    Router,
+    Stats,
+)
 from middlewares.cache import RedisCache
 from middlewares.shared import SharedRedis
 from middlewares.state import RedisState
@@ -65,8 +74,16 @@ class Upstream:
 
 
 def pipeline(args: dict[str, Any], upstream: Upstream, redis: SharedRedis) -> Pipeline:
+    price = args.get("price")  # USD per prompt token of up/a; with it, Stats and a Budget
     deployments = [
-        Deployment("up/a", rpm=args.get("rpm"), tpm=args.get("tpm"), api_key=SECRET),
+        Deployment(
+            "up/a",
+            rpm=args.get("rpm"),
+            tpm=args.get("tpm"),
+            api_key=SECRET,
+            input_cost_per_token=price,
+            output_cost_per_token=None if price is None else 0.0,
+        ),
         *([Deployment("up/b", api_key=SECRET)] if args.get("backup") else []),
     ]
     router = Router(
@@ -79,7 +96,11 @@ def pipeline(args: dict[str, Any], upstream: Upstream, redis: SharedRedis) -> Pi
     )
     cache = Cache(RedisCache(redis, prefix=args["prefix"]))
     registry = ProviderRegistry([mock_provider("up", upstream)])
-    return Pipeline([cache, router, ErrorMapping()], registry=registry)
+    if price is None:
+        return Pipeline([cache, router, ErrorMapping()], registry=registry)
+    stats = Stats(redis=redis, prefix=args["prefix"])
+    budget = Budget(args["budget"], redis=redis, prefix=args["prefix"])
+    return Pipeline([stats, cache, router, budget, Costs(), ErrorMapping()], registry=registry)
 
 
 async def concurrently(n: int, width: int, one: Callable[[int], Awaitable[None]]) -> None:
@@ -227,8 +248,39 @@ async def outage(pipe: Pipeline, upstream: Upstream, args: dict[str, Any]) -> di
     return {"ok": ok, "failed": failed, "slowest": slowest}
 
 
+async def usage(pipe: Pipeline, upstream: Upstream, args: dict[str, Any]) -> dict[str, Any]:
+    """``requests`` calls to the group (every third one streamed, every fifth to the
+    failing ``up/x``), ``concurrency`` at a time; this process's own statistics,
+    sent to Redis at the end, and its admitted and refused calls."""
+    seen = {"ok": 0, "refused": 0}
+
+    async def one(i: int) -> None:
+        messages = [{"role": "user", "content": f"{args['worker']}-{i}"}]
+        try:
+            if i % 5 == 4:
+                await pipe.acompletion("up/x", messages, cache=False)
+            elif i % 3 == 0:
+                async for _ in await pipe.acompletion("g", messages, cache=False, stream=True):
+                    pass
+            else:
+                await pipe.acompletion("g", messages, cache=False)
+            seen["ok"] += 1
+        except errors.BudgetExceededError:
+            seen["refused"] += 1
+        except errors.InternalServerError:
+            pass
+
+    await concurrently(args["requests"], args.get("concurrency", 4), one)
+    stats, budget = pipe.middlewares[0], pipe.middlewares[3]
+    assert isinstance(stats, Stats) and isinstance(budget, Budget)
+    await anyio.sleep(0.1)  # a stream's spend reaches Redis in the background
+    await stats.aflush()
+    return {**seen, "stats": stats.snapshot().to_dict(), "spent": budget.spent("provider:up")}
+
+
 SCENARIOS = {"limits": limits, "breaker": breaker, "cache": cache, "flight": flight}
 SCENARIOS["outage"] = outage
+SCENARIOS["usage"] = usage
 
 
 async def main(args: dict[str, Any]) -> dict[str, Any]:
