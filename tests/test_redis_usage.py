@@ -6,6 +6,7 @@ test_redis_processes.py.)"""
 
 from __future__ import annotations
 
+import ast
 import itertools
 import math
 import random
@@ -376,3 +377,20 @@ def test_bad_redis_options_are_refused_at_construction(
     args = (1.0,) if layer is Budget else ()
     with pytest.raises((TypeError, ValueError), match=message):
         layer(*args, **options)
+
+
+async def test_the_readme_example_shares_budgets_and_statistics(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_redis_readme import WRITTEN, examples
+
+    source = next(e for e in examples() if "Stats(redis=" in e).replace(WRITTEN, redis_url)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    namespace: dict[str, Any] = {}
+    code = compile(source, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    await eval(code, namespace)
+    stats, shared = namespace["stats"], namespace["shared"]
+    budget = next(m for m in namespace["pipe"].middlewares if isinstance(m, Budget))
+    assert budget.redis is stats.redis is namespace["redis"]
+    assert shared == stats.snapshot()  # no request yet: nothing anywhere
+    await stats.aclose()

@@ -163,7 +163,8 @@ class Budget:
             if isinstance(self._scope, str)
             else getattr(self._scope, "__qualname__", repr(self._scope))
         )
-        return f"Budget({self._limit!r}, period={self._period!r}, scope={scope!r})"
+        shared = "" if self._shared is None else f", redis={self._shared.redis.url!r}"
+        return f"Budget({self._limit!r}, period={self._period!r}, scope={scope!r}{shared})"
 
     @property
     def limit(self) -> float:
