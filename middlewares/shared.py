@@ -21,7 +21,8 @@ What it promises:
   opened it; a :class:`SharedRedis` opens one per event loop it is used from
   (a pipeline may be used from several, its sync facade's included), on first
   use, and :meth:`SharedRedis.aclose` closes them. A pool also ends with its
-  loop.
+  loop, and when its SharedRedis is garbage (say, a pipeline rebuilt on a
+  reload and dropped without closing).
 - **Every operation is bounded** by ``timeout`` seconds (connecting
   included). One that fails or runs out raises :class:`RedisUnavailable`, and
   the caller falls back (the cache to a miss, the router to this process's
@@ -43,6 +44,7 @@ import asyncio
 import contextvars
 import math
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -143,11 +145,12 @@ class _Pool:
         # The pool outlives the request that opened it.
         self.task = spawn(self.own, "dispatchline-redis")
 
-    def close_soon(self) -> None:
-        """Ask the pool to close, from any thread."""
+    def close_soon(self, *, here: bool = True) -> None:
+        """Ask the pool to close, from any thread (``here=False``: never directly,
+        as from a garbage collector's finalizer)."""
         loop = self.loop
         try:
-            if loop is running_loop():
+            if here and loop is running_loop():
                 self.stop.set()
             elif isinstance(loop, asyncio.AbstractEventLoop):
                 loop.call_soon_threadsafe(self.stop.set)
@@ -155,6 +158,11 @@ class _Pool:
                 loop.run_sync_soon(self.stop.set)  # type: ignore[attr-defined]
         except RuntimeError:  # that loop has ended, and its pool with it
             pass
+
+
+def _close_pools(pools: dict[object, _Pool]) -> None:
+    for pool in list(pools.values()):
+        pool.close_soon(here=False)
 
 
 class SharedRedis:
@@ -171,6 +179,7 @@ class SharedRedis:
     """
 
     __slots__ = (
+        "__weakref__",
         "_clock",
         "_down_until",
         "_failing",
@@ -217,6 +226,8 @@ class SharedRedis:
         self._max_connections = max_connections
         self._clock = clock
         self._pools: dict[object, _Pool] = {}
+        # Dropped without aclose() (a pipeline rebuilt and forgotten): its pools close.
+        weakref.finalize(self, _close_pools, self._pools)
         self._failing = False  # the last operation failed: Redis is out
         self._down_until = 0.0  # while failing: no operation before this
         self._probing = False  # while failing: one operation is finding out
@@ -316,7 +327,8 @@ class SharedRedis:
     async def aclose(self) -> None:
         """Close every pool this object opened (each on its own loop); the next
         operation opens a new one."""
-        pools, self._pools = list(self._pools.values()), {}
+        pools = list(self._pools.values())
+        self._pools.clear()
         here = running_loop()
         for pool in pools:
             pool.close_soon()

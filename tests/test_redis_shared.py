@@ -3,6 +3,7 @@ bounded operations, degradation with one warning per layer, automatic recovery."
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
@@ -45,6 +46,17 @@ async def test_operations_and_scripts_run_and_the_pools_close(
     assert await clients_named_dispatchline(redis_url) == 0
     assert await user.eval(INCR, [key], []) == 51  # a closed one opens again on use
     await redis.aclose()
+
+
+async def test_a_forgotten_one_closes_its_pools(redis_url: str, redis_prefix: str) -> None:
+    """A pipeline rebuilt (a reload) and dropped without aclose leaks no connections."""
+    redis = SharedRedis(redis_url)
+    await redis.user("test", fallback="nothing").eval(INCR, [f"{redis_prefix}:n"], [])
+    before = await clients_named_dispatchline(redis_url)
+    del redis
+    gc.collect()
+    await anyio.sleep(0.1)
+    assert before >= 1 and await clients_named_dispatchline(redis_url) == before - 1
 
 
 async def test_one_object_serves_several_event_loops(
