@@ -11,7 +11,11 @@ exactly four processes keep one limit.
     ``Pipeline([Cache(RedisCache)])`` against ``Pipeline([])``;
   - *RedisState per request*: ``Router(state=RedisState)`` against
     ``Router()`` (MemoryState), a deployment with an rpm and a tpm;
-  - *limit check*: ``RedisState.acquire`` alone (the check-and-count).
+  - *limit check*: ``RedisState.acquire`` alone (the check-and-count);
+  - *Budget on Redis*: ``Budget(redis=)`` against ``Budget()``, each reply
+    priced (the check before, the spend after: two round trips);
+  - *Stats on Redis*: ``Stats(redis=)`` against ``Stats()`` (counts are sent
+    in the background, about once a second: nothing on the request's path).
 
   Targets: one round trip each, at most 300 µs at the median. Round trips
   are the operations the client sent per request (each is one command or one
@@ -41,7 +45,7 @@ from benchmarks.interleave import interleaved
 from benchmarks.overhead import Load, Tally, messages, sequential
 from benchmarks.stats import Summary, summarize
 from benchmarks.targets import API_KEY, MODEL, mock_target
-from middlewares import Cache, Deployment, ErrorMapping, MemoryCache, Router
+from middlewares import Budget, Cache, Deployment, ErrorMapping, MemoryCache, Router, Stats
 from pipeline import Pipeline
 
 TARGET_US = 300.0
@@ -130,8 +134,20 @@ async def _variants(redis: Any, stack: AsyncExitStack) -> dict[str, Call]:
 
         return call
 
+    async def priced(request: Any, call_next: Any) -> Any:
+        reply = await call_next(request)
+        reply.cost = 1e-9  # what Costs would set: the budget spends it
+        return reply
+
+    def usage(layer: Any) -> Call:
+        return asking(pipe(layer, priced), MODEL, same=False)
+
     redis_cache = Cache(RedisCache(redis, prefix=prefix, ttl=300))
     return {
+        "Budget, memory": usage(Budget(1e9)),
+        "Budget, Redis": usage(Budget(1e9, redis=redis, prefix=prefix)),
+        "Stats, memory": usage(Stats()),
+        "Stats, Redis": usage(Stats(redis=redis, prefix=prefix)),
         "no cache": asking(pipe(), MODEL, same=False),
         "MemoryCache hit": asking(pipe(Cache(MemoryCache())), MODEL, same=True),
         "RedisCache hit": asking(pipe(redis_cache), MODEL, same=True),
@@ -147,8 +163,14 @@ COMPARED = {  # what is reported: variant against baseline
     "RedisCache hit": "MemoryCache hit",
     "RedisCache miss": "no cache",
     "RedisState per request": "Router, MemoryState",
+    "Budget on Redis per request": "Budget, memory",
+    "Stats on Redis per request": "Stats, memory",
 }
-VARIANT = {"RedisState per request": "Router, RedisState"}
+VARIANT = {
+    "RedisState per request": "Router, RedisState",
+    "Budget on Redis per request": "Budget, Redis",
+    "Stats on Redis per request": "Stats, Redis",
+}
 
 
 async def _round_trips(redis: Any, call: Call, requests: int = 200) -> float:
@@ -303,7 +325,8 @@ def table(results: SharedStateResults) -> tuple[str, list[str], list[list[str]],
         f"A PING through SharedRedis (the floor, one round trip): {results.ping_us.median:.0f} "
         f"µs. Target: at most {TARGET_US:.0f} µs per round trip at the median; the hit and the "
         "limit check take one, a miss two (look up and lock, then store and unlock), a routed "
-        "request two (acquire, release).",
+        "request two (acquire, release), a budgeted one two (check, spend); Stats sends its "
+        "counts in the background (about once a second), none on the request's path.",
         *(
             f"Global {a.limit} over four processes (two asyncio, two trio), {a.asked} asked for, "
             f"{a.allowed} allowed: {a.admitted} admitted ({a.share:.1%}); target "
