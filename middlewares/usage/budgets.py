@@ -54,7 +54,6 @@ What a user relies on:
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -227,14 +226,13 @@ class Budget:
         keys = self._keys(request)
         if keys:
             now = self._clock()
-            ledgers = self._ledgers
-            found = [ledgers.get(key) for key in keys]
-            if self._shared is not None:
-                with contextlib.suppress(RedisUnavailable):  # else this process's own spend
-                    found = list(await self._shared.ledgers(keys, now))
-            for key, ledger in zip(keys, found, strict=True):
-                if ledger is not None and ledger.spent(now) >= self._limit:
-                    raise self._refusal(request, key, ledger, now)
+            if self._shared is None:
+                for key in keys:
+                    ledger = self._ledgers.get(key)
+                    if ledger is not None and ledger.spent(now) >= self._limit:
+                        raise self._refusal(request, key, ledger, now)
+            else:
+                await self._check_shared(request, keys, now)
         result = await call_next(request)
         if not keys:
             return result
@@ -245,6 +243,17 @@ class Budget:
         if cost is not None and self._shared is not None:
             await self._shared.add(keys, self._clock(), cost)
         return result
+
+    async def _check_shared(self, request: Request, keys: Keys, now: float) -> None:
+        """The check against every process's spend; this process's own while Redis is out."""
+        assert self._shared is not None
+        try:
+            found: list[Ledger | None] = list(await self._shared.ledgers(keys, now))
+        except RedisUnavailable:
+            found = [self._ledgers.get(key) for key in keys]
+        for key, ledger in zip(keys, found, strict=True):
+            if ledger is not None and ledger.spent(now) >= self._limit:
+                raise self._refusal(request, key, ledger, now)
 
     def _spend(self, keys: Keys, cost: float | None, *, complete: bool) -> float | None:
         """Count ``cost`` here; the amount to count in Redis too, if any."""
