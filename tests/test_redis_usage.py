@@ -78,6 +78,13 @@ def counted(snapshot: StatsSnapshot) -> bool:
     return bool(snapshot.targets)
 
 
+async def close(*layers: Budget | Stats) -> None:
+    """Close the layers' SharedRedis pools (given to them, so not theirs to close)."""
+    for layer in layers:
+        assert layer.redis is not None
+        await layer.redis.aclose()
+
+
 async def assert_clean(url: str, prefix: str) -> None:
     values = await stored(url, prefix)
     assert values, "nothing was stored"
@@ -118,9 +125,7 @@ async def test_a_budget_holds_across_processes_and_resets_with_its_period(
     await spend(other)  # a new period: everyone may spend again
     assert await budgets[0].aspent("provider:openai") == pytest.approx(0.01)
     await assert_clean(redis_url, redis_prefix)
-    for budget in budgets:
-        assert budget.redis is not None
-        await budget.redis.aclose()
+    await close(*budgets)
 
 
 async def test_concurrent_requests_in_two_processes_overshoot_by_at_most_those_in_flight(
@@ -149,9 +154,7 @@ async def test_concurrent_requests_in_two_processes_overshoot_by_at_most_those_i
     assert upstream.calls + refused == 60 and refused > 0
     assert spent == pytest.approx(upstream.calls * cost)
     assert limit <= spent < limit + 2 * width * cost  # crossed, by at most those in flight
-    for budget in budgets:
-        assert budget.redis is not None
-        await budget.redis.aclose()
+    await close(*budgets)
 
 
 async def test_a_stream_spends_in_redis_once_it_ends(redis_url: str, redis_prefix: str) -> None:
@@ -163,8 +166,7 @@ async def test_a_stream_spends_in_redis_once_it_ends(redis_url: str, redis_prefi
             pass
         spent = await eventually(lambda: budget.aspent("provider:openai"))  # in the background
     assert spent == pytest.approx(0.01)
-    assert budget.redis is not None
-    await budget.redis.aclose()
+    await close(budget)
 
 
 async def test_with_redis_out_a_budget_counts_locally_then_shares_what_it_spent(
@@ -249,9 +251,7 @@ async def test_two_processes_add_up_to_what_one_would_have_counted(
     assert got["targets"][TARGET]["requests"] == 7
     assert [p.snapshot().targets[TARGET].requests for p in parts] == [3, 4]  # their own
     await assert_clean(redis_url, redis_prefix)
-    for part in parts:
-        assert part.redis is not None
-        await part.redis.aclose()
+    await close(*parts)
 
 
 async def test_shared_percentiles_are_within_the_sketchs_error_of_all_latencies(
@@ -289,9 +289,7 @@ async def test_shared_percentiles_are_within_the_sketchs_error_of_all_latencies(
     assert count.value == 3000  # the shared view, where prometheus() shows one process's
     assert "dispatchline_request_duration_seconds_count" in processes[0].prometheus()
     assert processes[0].snapshot().targets[TARGET].requests == 1000
-    for stats in processes:
-        assert stats.redis is not None
-        await stats.redis.aclose()
+    await close(*processes)
 
 
 async def test_counts_reach_redis_in_the_background(redis_url: str, redis_prefix: str) -> None:
@@ -304,9 +302,7 @@ async def test_counts_reach_redis_in_the_background(redis_url: str, redis_prefix
             reader.asnapshot, counted
         )  # no aflush(): the writer sends by itself
     assert seen.targets[TARGET].successes == 3
-    for stats in (writer, reader):
-        assert stats.redis is not None
-        await stats.redis.aclose()
+    await close(writer, reader)
 
 
 async def test_with_redis_out_stats_count_locally_and_send_it_when_back(
@@ -345,8 +341,7 @@ async def test_reset_starts_this_process_again_and_leaves_the_totals(
         assert stats.snapshot().targets == {}
         await pipe.acompletion(TARGET, ONE_WORD)
     assert (await stats.asnapshot()).targets[TARGET].successes == 2
-    assert stats.redis is not None
-    await stats.redis.aclose()
+    await close(stats)
 
 
 def test_a_sketch_rebuilt_from_its_bins_answers_the_same() -> None:
