@@ -363,8 +363,14 @@ def test_json_has_the_shared_state_section_or_says_why_not(
         "RedisCache hit",
         "RedisCache miss",
         "RedisState per request",
+        "Budget on Redis per request",
+        "Stats on Redis per request",
         "limit check (acquire)",
     }
+    # A budget checks before and spends after; Stats sends in the background (at
+    # most one send a second, whatever the requests: none on a request's path).
+    assert added["Budget on Redis per request"]["round_trips"] == 2.0
+    assert added["Stats on Redis per request"]["round_trips"] < 0.05
     # Counted, not assumed: a hit is one round trip, a miss two, a routed request two.
     assert added["RedisCache hit"]["round_trips"] == 1.0
     assert added["RedisCache miss"]["round_trips"] == 2.0
