@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-from benchmarks import analysis, routing
+from benchmarks import analysis, routing, shared_state
 from benchmarks import gateway as gateway_bench
 from benchmarks.run import Results
 from benchmarks.stats import Summary
@@ -134,5 +134,6 @@ def to_json(results: Results) -> dict[str, Any]:
         "gateway": [attrs.asdict(row) for row in results.gateway],
         "gateway_added_p50_us": gateway_bench.added_p50_us(results.gateway),
         "routing": routing.to_json(results.routing) if results.routing else None,
+        "shared_state": results.shared_state and shared_state.to_json(results.shared_state),
         "skipped": results.skipped,
     }

@@ -8,7 +8,7 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import analysis, breakdown, routing, usage
+from benchmarks import analysis, breakdown, routing, shared_state, usage
 from benchmarks import gateway as gateway_bench
 from benchmarks.importtime import BARE
 from benchmarks.overhead import RAW, SESSION
@@ -351,6 +351,7 @@ def sections(results: Results) -> list[Section]:
         breakdown_section(results),
         usage_section(results),
         *([Section(*routing.table(results.routing))] if results.routing else []),
+        *([Section(*shared_state.table(results.shared_state))] if results.shared_state else []),
         import_section(results),
         gateway_bench.section(results.gateway, results.gateway_skipped),
     ]

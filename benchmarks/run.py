@@ -20,6 +20,7 @@ from benchmarks import (
     machine,
     resolve,
     routing,
+    shared_state,
     short_streams,
     usage,
 )
@@ -89,6 +90,7 @@ class Results:
     gateway: list[gateway_bench.GatewayRow] = attrs.field(factory=list)
     gateway_skipped: list[str] = attrs.field(factory=list)
     routing: routing.RoutingResults | None = None
+    shared_state: shared_state.SharedStateResults | None = None
     short_streams: list[OverheadRow] = attrs.Factory(list)  # 5-chunk streams vs raw aiohttp
     layers: list[layers.LayerRow] = attrs.Factory(list)  # each middleware, alone and in place
     breakdown: list[breakdown.BreakdownRow] = attrs.Factory(list)  # the profile by component
@@ -131,8 +133,8 @@ def all_variants() -> Variants:
 
 def steps(scale: Scale) -> int:
     targets = all_targets("http://127.0.0.1:1/v1")
-    # usage layers, gateway, routing, short streams, each middleware, the profile
-    sections = 6
+    # usage layers, gateway, routing, shared state, short streams, each middleware, the profile
+    sections = 7
     targets_run = len(targets) + len(stream_targets(targets))
     return 2 * scale.rounds + targets_run + scale.import_runs + sections
 
@@ -227,6 +229,8 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         gateway_rows, gateway_skipped = gateway_bench.measure(server.base_url, load)
         advance("gateway overhead")
         routed = anyio.run(_routing, scale, advance, backend="asyncio")
+    shared, shared_skipped = shared_state.measure(scale.load)
+    advance("shared state")
     imports = importtime.measure(scale.import_runs, lambda: advance("import time run"))
     return Results(
         scale=scale.name,
@@ -238,7 +242,8 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         streaming=measured.streaming,
         import_ms=imports,
         routing=routed,
-        skipped=measured.skipped,
+        shared_state=shared,
+        skipped=measured.skipped + ([shared_skipped] if shared_skipped else []),
         seconds=time.perf_counter() - start,
         default_stack=repr(Pipeline.default(registry=mock_target().registry())),
         usage=measured.usage,

@@ -10,11 +10,13 @@ Middlewares: ``[middlewares]`` gives the options of ``Pipeline.default``
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import attrs
 
 from gateway._reader import Table
+from gateway._redis import RedisLink
 from gateway._usage import Fresh, Kept, read_usage
 from pipeline import Pipeline
 from pipeline.adapter import ENDPOINTS
@@ -139,17 +141,34 @@ def toggle(table: Table, key: str, read: Callable[[Table], Callable[[], Any]]) -
     return Fresh(factory)
 
 
-def _cache(table: Table) -> Callable[[], Any]:
+def _cache(table: Table, redis: RedisLink | None = None) -> Callable[[], Any]:
     from middlewares import Cache, MemoryCache
 
-    max_entries = table.integer("max_entries", 1024)
-    max_bytes = table.integer("max_bytes", None)
     ttl = table.number("ttl", None)
     namespace = table.text("namespace", None)
-    lifetime = {} if ttl is None else {"ttl": ttl}  # unset: MemoryCache's default (an hour)
+    lifetime = {} if ttl is None else {"ttl": ttl}  # unset: the backend's default (an hour)
+    if redis is not None and redis.shares("cache"):
+        for key in ("max_entries", "max_bytes"):
+            if key in table:
+                raise table.error(
+                    key, "bounds the in-memory cache: a cache in Redis is bounded by its maxmemory"
+                )
+        return _redis_cache(redis, lifetime, namespace)
+    max_entries = table.integer("max_entries", 1024)
+    max_bytes = table.integer("max_bytes", None)
     return lambda: Cache(
         MemoryCache(max_entries, max_bytes=max_bytes, **lifetime), namespace=namespace
     )
+
+
+def _redis_cache(
+    redis: RedisLink, lifetime: Mapping[str, float], namespace: str | None = None
+) -> Callable[[], Any]:
+    from middlewares import Cache
+    from middlewares.cache import RedisCache
+
+    prefix = redis.settings.prefix
+    return lambda: Cache(RedisCache(redis.redis, prefix=prefix, **lifetime), namespace=namespace)
 
 
 def _retry(table: Table) -> Callable[[], Any]:
@@ -172,21 +191,27 @@ def _logging(table: Table) -> Callable[[], Any]:
     return lambda: Logging(log_content=log_content)
 
 
-def read_middlewares(table: Table, budgeted_keys: Sequence[str] = ()) -> Mapping[str, Any]:
+def read_middlewares(
+    table: Table, budgeted_keys: Sequence[str] = (), redis: RedisLink | None = None
+) -> Mapping[str, Any]:
     """``[middlewares]`` -> keyword arguments for ``Pipeline.default``.
 
     ``budgeted_keys`` names the virtual keys with a budget: they count the
     cost the pipeline reports, so they need Costs as much as budgets do.
+    ``redis`` (``[redis]``) holds the cache, budgets and statistics it shares.
     """
+    cache = toggle(table, "cache", partial(_cache, redis=redis))
+    if cache is True and redis is not None and redis.shares("cache"):
+        cache = Fresh(_redis_cache(redis, {}))
     options = {
         "logging": toggle(table, "logging", _logging),
-        "cache": toggle(table, "cache", _cache),
+        "cache": cache,
         "retry": toggle(table, "retry", _retry),
     }
     fallbacks = table.strings("fallbacks", ())
     if fallbacks:
         options["fallbacks"] = list(fallbacks)
-    options.update(read_usage(table, budgeted_keys))
+    options.update(read_usage(table, budgeted_keys, redis))
     table.done()
     return options
 
@@ -195,13 +220,16 @@ def build_pipeline(
     settings: Sequence[ProviderSettings],
     options: Mapping[str, Any],
     kept: dict[Hashable, Any] | None = None,
+    redis: RedisLink | None = None,
 ) -> Pipeline:
     """A new pipeline. ``kept`` holds what the last one built with it left: its
-    :class:`Kept` instances, used again where their config is unchanged, and
-    what its :class:`Renewed` options carried on (``kept`` then holds this
-    pipeline's)."""
+    :class:`Kept` instances, used again where their config is unchanged, what
+    its :class:`Renewed` options carried on, and its Redis connections (``kept``
+    then holds this pipeline's)."""
     before = {} if kept is None else kept
     now: dict[Hashable, Any] = {}
+    if redis is not None:
+        redis.adopt(before, now)
 
     def make(value: Any) -> Any:
         if isinstance(value, Fresh):

@@ -1,9 +1,13 @@
 """Operations routes: probes, Prometheus metrics, statistics, reload.
 
-Statistics come from a ``Stats`` middleware when the pipeline has one
-(``stats.snapshot().to_dict()``, ``stats.prometheus()``); without it,
-``/api/v1/stats`` gives the gateway's own request counts and ``/metrics``
-answers 404 saying how to turn statistics on.
+Statistics come from a ``Stats`` middleware when the pipeline has one; without
+it, ``/api/v1/stats`` gives the gateway's own request counts and ``/metrics``
+answers 404 saying how to turn statistics on. Both show the shared view
+(``await stats.asnapshot()``, ``await stats.aprometheus()``): with ``[redis]``
+sharing statistics, every worker's counts, whichever worker answers (a
+scrape of one port served by several workers reaches any one of them, so
+only the sum is worth scraping); without it, this process's. The seed's
+top-level counts (``total_requests``...) are this worker's own.
 """
 
 from __future__ import annotations
@@ -55,11 +59,13 @@ async def metrics(request: Request) -> Response:
     if stats is None:
         message = "no statistics are kept: the pipeline has no Stats middleware"
         return JSONResponse(body(message, "invalid_request_error", "stats_disabled"), 404)
-    return PlainTextResponse(stats.prometheus(), media_type="text/plain; version=0.0.4")
+    text = await stats.aprometheus()
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
 def stats_payload(gateway: Gateway) -> dict[str, Any]:
-    """The seed's top-level counts, plus the Stats snapshot (targets, deployments) when kept."""
+    """The seed's top-level counts, plus this process's Stats snapshot (targets,
+    deployments) when kept."""
     generation = gateway.current
     finished = gateway.requests - generation.in_flight
     last = gateway.last_request
@@ -81,7 +87,12 @@ def _iso(seconds: float) -> str:
 
 
 async def stats(request: Request) -> Response:
-    return JSONResponse(stats_payload(gateway_of(request)))
+    gateway = gateway_of(request)
+    out = stats_payload(gateway)
+    found = find_stats(gateway.current)
+    if found is not None:  # every worker's targets and deployments
+        out.update((await found.asnapshot()).to_dict())
+    return JSONResponse(out)
 
 
 async def reload(request: Request) -> Response:

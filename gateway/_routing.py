@@ -48,9 +48,10 @@ import attrs
 
 from gateway._build import Renewed, toggle
 from gateway._reader import Table
+from gateway._redis import RedisLink
 from middlewares.router import STRATEGIES, CircuitBreaker, Deployment, Hedge, Router, RoutingRule
 from middlewares.router._deployments import build_groups
-from middlewares.state import MemoryState
+from middlewares.state import MemoryState, RedisState, State
 
 __all__ = ["read_router"]
 
@@ -221,7 +222,7 @@ class _Carried:
     """What a router leaves to the next one built from the file: its state, and
     every deployment that state has known (by name), as far as the state cares."""
 
-    state: MemoryState
+    state: State
     known: Mapping[str, Deployment] = attrs.field(repr=False)
     settings: tuple[Any, ...]
 
@@ -240,7 +241,10 @@ def _as_state_sees(deployment: Deployment) -> Deployment:
 
 
 def _renewed(
-    groups: Mapping[str, list[Deployment]], settings: tuple[Any, ...], build: Callable[..., Router]
+    groups: Mapping[str, list[Deployment]],
+    settings: tuple[Any, ...],
+    build: Callable[..., Router],
+    new_state: Callable[[], State],
 ) -> Callable[[Any], tuple[Router, _Carried]]:
     known = {
         d.name or d.target: _as_state_sees(d)
@@ -256,14 +260,28 @@ def _renewed(
         ):
             carried = _Carried(left.state, {**left.known, **known}, settings)
         else:
-            carried = _Carried(MemoryState(), known, settings)
+            carried = _Carried(new_state(), known, settings)
         return build(state=carried.state), carried
 
     return renew
 
 
-def read_router(table: Table, providers: Collection[str]) -> Mapping[str, Any]:
-    """``[router]`` -> ``{"router": ...}`` for ``Pipeline.default`` (nothing when absent)."""
+def _state(redis: RedisLink | None) -> Callable[[], State]:
+    """The router's state: in this process, or in ``[redis]`` when it shares ``router``."""
+    if redis is None or not redis.shares("router"):
+        return MemoryState
+
+    def shared() -> State:
+        return RedisState(redis.redis, prefix=redis.settings.prefix)
+
+    return shared
+
+
+def read_router(
+    table: Table, providers: Collection[str], redis: RedisLink | None = None
+) -> Mapping[str, Any]:
+    """``[router]`` -> ``{"router": ...}`` for ``Pipeline.default`` (nothing when absent).
+    With ``[redis]`` sharing ``router``, its state is a RedisState."""
     if not table.keys():
         return {}
     groups = _groups(table.table("groups"), providers)
@@ -290,4 +308,7 @@ def read_router(table: Table, providers: Collection[str]) -> Mapping[str, Any]:
         return Router(groups, **options, **more)
 
     _made(table, "", build)  # what the Router itself refuses, named as this section
-    return {"router": Renewed(_CARRY, _renewed(groups, (breaker, latency_decay), build))}
+    new_state = _state(redis)
+    where = redis.key if redis is not None and new_state is not MemoryState else None
+    settings = (breaker, latency_decay, where)
+    return {"router": Renewed(_CARRY, _renewed(groups, settings, build, new_state))}

@@ -31,6 +31,7 @@ from gateway.config import Config, ServerConfig, load_config
 from pipeline import Pipeline
 
 if TYPE_CHECKING:
+    from middlewares.shared import SharedRedis
     from pipeline import Middleware
 
 log = structlog.get_logger("dispatchline.gateway")
@@ -40,12 +41,19 @@ class Generation:
     """One pipeline, its keys and settings, and how many requests are using it."""
 
     def __init__(
-        self, pipeline: Pipeline, keyring: Keyring, server: ServerConfig, *, owned: bool
+        self,
+        pipeline: Pipeline,
+        keyring: Keyring,
+        server: ServerConfig,
+        *,
+        owned: bool,
+        redis: SharedRedis | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.keyring = keyring
         self.server = server
         self.owned = owned  # built from config: the gateway enters and closes it
+        self.redis = redis  # [redis]: its connections, maybe shared with the next generation
         self.in_flight = 0
         self.retired = False
         self._drained = anyio.Event()
@@ -142,7 +150,9 @@ class Gateway:
         server = config.server
         master = server.master_key.reveal() if server.master_key is not None else None
         keyring = Keyring(master or self._master_key, server.keys, usage=self._usage)
-        return Generation(config.build_pipeline(self._kept), keyring, server, owned=True)
+        pipeline = config.build_pipeline(self._kept)
+        redis = config.redis.redis if config.redis is not None else None
+        return Generation(pipeline, keyring, server, owned=True, redis=redis)
 
     async def _own(
         self, generation: Generation, *, task_status: anyio.abc.TaskStatus[None]
@@ -159,7 +169,22 @@ class Gateway:
                 await generation.drained()
         finally:
             self._alive.discard(generation)
+            if generation.owned:
+                await self._let_go(generation)
             generation.closed.set()
+
+    async def _let_go(self, generation: Generation) -> None:
+        """After a generation's pipeline has closed: its layers send what they have
+        not yet sent to shared state (Stats' last counts), and its Redis
+        connections close unless a generation still running uses them."""
+        with anyio.CancelScope(shield=True):
+            for layer in generation.pipeline.middlewares:
+                flush = getattr(layer, "aflush", None)
+                if flush is not None:
+                    await flush()  # bounded: every Redis operation has a timeout
+            redis = generation.redis
+            if redis is not None and all(g.redis is not redis for g in self._alive):
+                await redis.aclose()
 
     async def _start(self, generation: Generation) -> None:
         assert self._group is not None

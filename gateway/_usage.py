@@ -23,6 +23,11 @@ Stats and every budget keep their counts across a reload while their own
 settings are unchanged (a budget's limit, period and scope): a reload that
 edits something else neither resets statistics nor restarts spending from
 zero. A changed or new budget starts from zero.
+
+With ``[redis]`` sharing them (``share`` holds ``"stats"``, ``"budgets"``),
+statistics and spend are every worker's (see :mod:`gateway._redis`): a
+budget's spend then lives in Redis by its period and scope, so a reload
+that changes its limit keeps what was spent.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from gateway._auth import PERIODS
 from gateway._reader import Table
 
 if TYPE_CHECKING:
+    from gateway._redis import RedisLink
     from middlewares.usage._periods import Period
 
 __all__ = ["Fresh", "Kept", "read_usage"]
@@ -85,9 +91,10 @@ def _period(table: Table) -> Period:
     return seconds
 
 
-def _budgets(table: Table) -> list[Kept]:
+def _budgets(table: Table, redis: RedisLink | None) -> list[Kept]:
     from middlewares import Budget
 
+    shared = redis if redis is not None and redis.shares("budgets") else None
     found: list[Kept] = []
     for entry in table.tables("budgets"):
         limit = entry.number("limit_usd")
@@ -96,26 +103,39 @@ def _budgets(table: Table) -> list[Kept]:
         if scope not in SCOPES:
             raise entry.error("scope", f"expected one of {', '.join(SCOPES)}")
         entry.done()
-        factory = partial(Budget, limit, period, scope)
+        factory: Callable[..., Any] = partial(Budget, limit, period, scope)
         _built(entry, "", factory)
-        key = ("budget", limit, period, scope)
+        key: tuple[Any, ...] = ("budget", limit, period, scope)
+        if shared is not None:
+            factory = _on_redis(factory, shared)
+            key += (shared.key,)
         if any(kept.key == key for kept in found):
             raise entry.error("", "the same budget is given twice")
         found.append(Kept(key, factory))
     return found
 
 
-def read_usage(table: Table, budgeted_keys: Sequence[str]) -> Mapping[str, Any]:
+def _on_redis(factory: Callable[..., Any], redis: RedisLink) -> Callable[[], Any]:
+    """``factory`` with ``redis=`` and ``prefix=`` from ``[redis]`` (asked at each build)."""
+    return lambda: factory(redis=redis.redis, prefix=redis.settings.prefix)
+
+
+def read_usage(
+    table: Table, budgeted_keys: Sequence[str], redis: RedisLink | None = None
+) -> Mapping[str, Any]:
     """``stats``, ``costs``, ``telemetry`` and ``[[budgets]]`` of ``[middlewares]``
     -> keyword arguments for ``Pipeline.default``."""
     from middlewares import Costs, Stats, Telemetry
 
     options: dict[str, Any] = {}
     if _layer(table, "stats", Stats):
-        options["stats"] = Kept(("stats",), Stats)
+        if redis is not None and redis.shares("stats"):
+            options["stats"] = Kept(("stats", redis.key), _on_redis(Stats, redis))
+        else:
+            options["stats"] = Kept(("stats",), Stats)
     if _layer(table, "telemetry", Telemetry):
         options["telemetry"] = Fresh(Telemetry)
-    budgets = _budgets(table)
+    budgets = _budgets(table, redis)
     if budgets:
         options["budgets"] = budgets
     costs = table.flag("costs", None)

@@ -18,6 +18,7 @@ import click
 import httpx
 
 from gateway._reader import ConfigError
+from gateway._redis import RedisLink
 from gateway.config import Config, load_config, parse_config
 from pipeline import Pipeline, errors
 
@@ -251,10 +252,33 @@ def check_config(file: Path) -> None:
     master = "set" if server.master_key is not None else "not set"
     click.echo(f"  master key: {master}; virtual keys: {len(server.keys)}")
     click.echo(f"  providers configured: {', '.join(p.name for p in config.providers) or 'none'}")
+    if config.redis is not None:
+        click.echo(f"  redis: {_redis_check(config.redis)}")
     pipeline = config.build_pipeline()
     for group, deployments in _router_groups(pipeline).items():
         click.echo(f"  group {group}: {', '.join(deployments)}")
     click.echo(f"  pipeline: {pipeline!r}")
+
+
+def _redis_check(link: RedisLink) -> str:
+    """What [redis] sets up, and whether that Redis answers now (a PING)."""
+    from middlewares.shared import RedisUnavailable
+
+    redis, settings = link.redis, link.settings
+    shown = f"{redis.url} (prefix {settings.prefix!r}) for {', '.join(sorted(settings.share))}"
+    user = redis.user("check-config", fallback="nothing")
+
+    async def ping() -> None:
+        try:
+            await user.run(lambda client: client.ping())
+        finally:
+            await redis.aclose()
+
+    try:
+        anyio.run(ping)
+    except RedisUnavailable as exc:
+        return f"{shown}; not answering now ({exc}): workers would start on local state"
+    return f"{shown}; answers"
 
 
 def _router_groups(pipeline: Pipeline) -> dict[str, list[str]]:

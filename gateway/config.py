@@ -21,6 +21,10 @@
     endpoints = ["chat", "embedding"]
     models = ["acme-large"]
 
+    [redis]                         # state shared by every worker: see gateway/_redis.py
+    url = "redis://127.0.0.1:6379/0"
+    password = "${REDIS_PASSWORD}"
+
     [router]                        # routing groups: see gateway/_routing.py
     strategy = "weighted"
 
@@ -70,6 +74,7 @@ from gateway._build import (
     read_providers,
 )
 from gateway._reader import ConfigError, Locator, Table
+from gateway._redis import RedisLink, read_redis
 from gateway._routing import read_router
 from pipeline import Pipeline, Secret
 
@@ -100,12 +105,14 @@ class Config:
     server: ServerConfig = ServerConfig()
     providers: tuple[ProviderSettings, ...] = ()
     options: Mapping[str, Any] = attrs.field(factory=dict)  # keyword arguments for Pipeline.default
+    redis: RedisLink | None = None  # [redis]: the state every worker shares
 
     def build_pipeline(self, kept: dict[Hashable, Any] | None = None) -> Pipeline:
         """A new pipeline with these providers and middlewares (no I/O). With
         ``kept``, the statistics and budgets of the last pipeline built with it
-        carry on where their settings are unchanged (a reload)."""
-        return build_pipeline(self.providers, self.options, kept)
+        (and its Redis connections) carry on where their settings are unchanged
+        (a reload)."""
+        return build_pipeline(self.providers, self.options, kept, self.redis)
 
 
 Section = Callable[[Table, "Context"], Mapping[str, Any]]
@@ -118,6 +125,7 @@ class Context:
     folder: Path
     server: ServerConfig = ServerConfig()
     providers: tuple[ProviderSettings, ...] = ()
+    redis: RedisLink | None = None
 
 
 def _read_server(table: Table, context: Context) -> Mapping[str, Any]:
@@ -163,14 +171,19 @@ def _read_providers(table: Table, context: Context) -> Mapping[str, Any]:
     return {}
 
 
+def _read_redis(table: Table, context: Context) -> Mapping[str, Any]:
+    context.redis = read_redis(table)
+    return {}
+
+
 def _read_router(table: Table, context: Context) -> Mapping[str, Any]:
     providers = configured_registry(context.providers).adapters
-    return read_router(table, providers)
+    return read_router(table, providers, context.redis)
 
 
 def _read_middlewares(table: Table, context: Context) -> Mapping[str, Any]:
     budgeted = [key.name for key in context.server.keys if key.budget is not None]
-    return read_middlewares(table, budgeted)
+    return read_middlewares(table, budgeted, context.redis)
 
 
 # Each top-level table of the file, read in this order. A reader returns
@@ -178,6 +191,7 @@ def _read_middlewares(table: Table, context: Context) -> Mapping[str, Any]:
 SECTIONS: dict[str, Section] = {
     "server": _read_server,
     "providers": _read_providers,
+    "redis": _read_redis,
     "router": _read_router,
     "middlewares": _read_middlewares,
 }
@@ -219,7 +233,11 @@ def parse_config(data: Mapping[str, Any], *, source: Path | None = None, text: s
         options.update(read(root.table(name, Table({}, name, Locator(source, text))), context))
     root.done()
     config = Config(
-        source=source, server=context.server, providers=context.providers, options=options
+        source=source,
+        server=context.server,
+        providers=context.providers,
+        options=options,
+        redis=context.redis,
     )
     try:
         config.build_pipeline()  # provider and middleware values the classes themselves refuse

@@ -19,6 +19,8 @@ from typing import Any
 import hypothesis.internal.conjecture.optimiser  # noqa: F401
 import pytest
 
+from tests._redis import own_redis, redis_prefix, redis_server, redis_url  # noqa: F401 - fixtures
+
 RECORDED = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "recorded"
 
 

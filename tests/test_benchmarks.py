@@ -466,3 +466,33 @@ def test_record_refuses_a_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.parse(["--quick", "--record"])
     assert "full runs only" in capsys.readouterr().err
+
+
+def test_json_has_the_shared_state_section_or_says_why_not(
+    tiny_run: tuple[dict[str, Any], Path, int],
+) -> None:
+    data, _, _ = tiny_run
+    shared = data["shared_state"]
+    if shared is None:
+        assert any(s.startswith("shared state: skipped") for s in data["skipped"])
+        return
+    added = shared["added"]
+    assert set(added) == {
+        "RedisCache hit",
+        "RedisCache miss",
+        "RedisState per request",
+        "Budget on Redis per request",
+        "Stats on Redis per request",
+        "limit check (acquire)",
+    }
+    # A budget checks before and spends after; Stats sends in the background (at
+    # most one send a second, whatever the requests: none on a request's path).
+    assert added["Budget on Redis per request"]["round_trips"] == 2.0
+    assert added["Stats on Redis per request"]["round_trips"] < 0.05
+    # Counted, not assumed: a hit is one round trip, a miss two, a routed request two.
+    assert added["RedisCache hit"]["round_trips"] == 1.0
+    assert added["RedisCache miss"]["round_trips"] == 2.0
+    assert added["RedisState per request"]["round_trips"] == 2.0
+    for limit in ("rpm", "tpm"):
+        accuracy = shared["accuracy"][limit]
+        assert 0.95 * accuracy["allowed"] <= accuracy["admitted"] <= accuracy["allowed"]

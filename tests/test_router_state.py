@@ -1,25 +1,27 @@
 """The State protocol's contract, operation by operation. Every implementation
-(MemoryState now, a shared one later) must pass these: add it to ``STATES``."""
+must pass these: MemoryState, and RedisState on a real redis-server."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
-from middlewares.state import WINDOW_STEPS, Grant, MemoryState, Policy, State
+from middlewares.state import WINDOW_STEPS, Grant, MemoryState, Policy, RedisState, State
 
 pytestmark = pytest.mark.anyio
-
-STATES: list[Callable[[], State]] = [MemoryState]
 
 BREAKER = Policy(min_requests=3, failure_ratio=0.5, cooldown=30.0)
 
 
-@pytest.fixture(params=STATES, ids=lambda make: make.__name__)
-def state(request: pytest.FixtureRequest) -> State:
-    make: Callable[[], State] = request.param
-    return make()
+@pytest.fixture(params=["MemoryState", "RedisState"])
+async def state(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[State]:
+    if request.param == "MemoryState":
+        yield MemoryState()
+        return
+    shared = RedisState(request.getfixturevalue("redis_url"), prefix=redis_prefix)
+    yield shared
+    await shared.aclose()
 
 
 async def take(state: State, policy: Policy, now: float, cost: int = 1, key: str = "d") -> Grant:

@@ -51,19 +51,49 @@ What a user relies on:
   cached. A failing backend is logged and treated as a miss.
 - A :class:`MemoryCache` may be shared by several pipelines and threads (it
   takes a lock).
+- **Several processes** share one :class:`RedisCache` (the ``[redis]``
+  extra): entries are JSON (never pickle), and identical concurrent misses
+  in different processes make one upstream call too: the first takes a short
+  lock in Redis, the others wait (bounded) for its entry, and call upstream
+  themselves if it ends without one (failed, died, or stored nothing). A
+  Redis that is down or slow makes the cache a miss, never an error or a hang.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from middlewares.cache._key import cache_key, key_namespace, samples
-from middlewares.cache._memory import DEFAULT_TTL, CacheBackend, CachedStream, MemoryCache
+from middlewares.cache._memory import (
+    DEFAULT_TTL,
+    CacheBackend,
+    CachedStream,
+    Claim,
+    MemoryCache,
+    SharedFlights,
+)
 from middlewares.cache._middleware import Cache
+
+if TYPE_CHECKING:
+    from middlewares.cache._redis import RedisCache
 
 __all__ = [
     "DEFAULT_TTL",
     "Cache",
     "CacheBackend",
     "CachedStream",
+    "Claim",
     "MemoryCache",
+    "RedisCache",
+    "SharedFlights",
     "cache_key",
     "key_namespace",
     "samples",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisCache imports the Redis client (the [redis] extra): only when asked for.
+    if name == "RedisCache":
+        from middlewares.cache._redis import RedisCache
+
+        return RedisCache
+    raise AttributeError(f"module 'middlewares.cache' has no attribute {name!r}")

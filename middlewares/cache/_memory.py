@@ -15,7 +15,15 @@ import attrs
 from middlewares.cache._copies import copy_response
 from pipeline import Attempt, ChatChunk
 
-__all__ = ["DEFAULT_TTL", "CacheBackend", "CachedStream", "MemoryCache", "check_ttl"]
+__all__ = [
+    "DEFAULT_TTL",
+    "CacheBackend",
+    "CachedStream",
+    "Claim",
+    "MemoryCache",
+    "SharedFlights",
+    "check_ttl",
+]
 
 DEFAULT_TTL = 3600.0  # seconds a MemoryCache() entry lives unless told otherwise
 
@@ -48,6 +56,34 @@ class CacheBackend(Protocol):
     async def set(self, key: str, value: Any, *, ttl: float | None = None) -> None: ...
 
     async def delete(self, key: str) -> None: ...
+
+
+@attrs.frozen
+class Claim:
+    """What :meth:`SharedFlights.claim` found: the answer (``value``, a hit), the
+    lead (``token``: make the call, then :meth:`~SharedFlights.settle`), or
+    neither (make the call without storing through the lock)."""
+
+    value: Any | None = None
+    token: str | None = None
+
+
+@runtime_checkable
+class SharedFlights(Protocol):
+    """A backend that also makes identical misses in *other processes* wait on one call.
+
+    ``claim(key)`` returns the stored answer, or the lead (a lock held for a
+    bounded time), or, when another process leads, waits (bounded) for its
+    answer: a hit, or neither when it ends without one. ``settle`` stores the
+    leader's ``value`` (None: nothing to store) and gives the lock back. Both
+    degrade (to "neither", to nothing) rather than raise.
+    """
+
+    async def claim(self, key: str) -> Claim: ...
+
+    async def settle(
+        self, key: str, claim: Claim, value: Any | None, *, ttl: float | None = None
+    ) -> None: ...
 
 
 def check_ttl(ttl: object, name: str = "ttl") -> float | None:

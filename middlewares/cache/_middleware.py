@@ -16,7 +16,14 @@ import attrs
 from middlewares._log import logger
 from middlewares.cache._copies import copy_response
 from middlewares.cache._key import cache_key, key_namespace, samples
-from middlewares.cache._memory import CacheBackend, CachedStream, MemoryCache, check_ttl
+from middlewares.cache._memory import (
+    CacheBackend,
+    CachedStream,
+    Claim,
+    MemoryCache,
+    SharedFlights,
+    check_ttl,
+)
 from pipeline import ChatChunk, Handler, Request, Response, Result, Stream, errors, observe
 from pipeline._loops import running_loop
 
@@ -81,6 +88,11 @@ class _Flight:
         if self._done is None:
             self._done = anyio.Event()
         await self._done.wait()
+
+    @property
+    def waited(self) -> bool:
+        """Whether another request waits for this call."""
+        return self._done is not None
 
     def finish(self) -> None:
         if self._done is not None:
@@ -156,7 +168,7 @@ class Cache:
     ``sampled=True`` also caches sampled answers without being asked per call.
     """
 
-    __slots__ = ("_backend", "_flights", "_namespace", "_sampled")
+    __slots__ = ("_backend", "_flights", "_namespace", "_sampled", "_shared")
 
     def __init__(
         self,
@@ -174,6 +186,8 @@ class Cache:
         if not isinstance(sampled, bool):
             raise TypeError(f"sampled must be a bool, got {sampled!r}")
         self._backend: CacheBackend = backend if backend is not None else MemoryCache()
+        # A backend shared by several processes also leads their identical misses.
+        self._shared = self._backend if isinstance(self._backend, SharedFlights) else None
         self._namespace = namespace
         self._sampled = sampled
         # Calls in flight, per event loop (a flight's event belongs to one loop).
@@ -231,6 +245,8 @@ class Cache:
                 if flight.value is not None:
                     return _as_hit(copy_response(flight.value))
                 continue  # the leader was cancelled: look again, maybe lead
+            if self._shared is not None:
+                break  # the shared backend looks (and leads) for this process: _fetch
             entry = await self._get(key)
             if entry is not None:
                 return _as_hit(entry)
@@ -245,20 +261,36 @@ class Cache:
         flight = None
         if key not in flights:
             flight = flights[key] = _Flight()
+        claim: Claim | None = None
         try:
+            if self._shared is not None and control.read and flight is not None:
+                # One round trip: the entry, or the lead across processes, or a
+                # (bounded) wait for another process's answer.
+                claim = await self._claim(self._shared, key)
+                if claim.value is not None:
+                    if flight.waited:  # others here wait for it: they copy a snapshot
+                        flight.value = copy_response(claim.value)
+                    return _as_hit(claim.value)
             result = await call_next(request)
             if not isinstance(result, Stream):
                 snapshot = _snapshot(result)
                 if flight is not None:
                     flight.value = snapshot
-                if snapshot is not None and control.store:
-                    await self._set(key, snapshot, control.ttl)
+                stored = snapshot if control.store else None
+                if claim is not None and claim.token is not None:
+                    held, claim = claim, None  # settled here: not again below
+                    await self._settle(key, held, stored, control.ttl)
+                elif stored is not None:
+                    await self._set(key, stored, control.ttl)
             return result
         except Exception as exc:
             if flight is not None:
                 flight.error = exc
             raise
         finally:
+            if claim is not None and claim.token is not None:  # ended without an answer
+                with anyio.CancelScope(shield=True):
+                    await self._settle(key, claim, None, None)
             if flight is not None:
                 del flights[key]
                 if not flights:  # this loop has no call in flight: forget its table
@@ -290,6 +322,20 @@ class Cache:
             await self._backend.set(key, value, ttl=ttl)
         except Exception as exc:
             logger().warning("cache.backend_failed", operation="set", error=type(exc).__name__)
+
+    async def _claim(self, shared: SharedFlights, key: str) -> Claim:
+        try:
+            return await shared.claim(key)
+        except Exception as exc:
+            logger().warning("cache.backend_failed", operation="claim", error=type(exc).__name__)
+            return Claim()
+
+    async def _settle(self, key: str, claim: Claim, value: Any | None, ttl: float | None) -> None:
+        assert self._shared is not None
+        try:
+            await self._shared.settle(key, claim, value, ttl=ttl)
+        except Exception as exc:
+            logger().warning("cache.backend_failed", operation="settle", error=type(exc).__name__)
 
 
 def _snapshot(result: Any) -> Any | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -73,6 +73,14 @@ class CalendarLedger:
         self._roll(now)
         return self._end
 
+    @classmethod
+    def holding(cls, bounds: Bounds, now: float, spent: float) -> CalendarLedger:
+        """The ledger of the window holding ``now``, ``spent`` in it so far."""
+        ledger = cls(bounds)
+        ledger._roll(now)
+        ledger._spent = spent
+        return ledger
+
 
 class RollingLedger:
     """Spend in the last ``seconds``, kept in :attr:`SLOTS` time slots (bounded memory).
@@ -104,12 +112,25 @@ class RollingLedger:
 
     def add(self, now: float, amount: float) -> None:
         self._expire(now)
-        slot = math.floor(now / self._width)
+        slot = self.slot(now)
         if self._slots and self._slots[-1][0] == slot:
             self._slots[-1][1] += amount
         else:
             self._slots.append([slot, amount])
         self._total += amount
+
+    @classmethod
+    def holding(cls, seconds: float, slots: Iterable[tuple[int, float]]) -> RollingLedger:
+        """The ledger of these ``(slot number, amount)`` spends (any order)."""
+        ledger = cls(seconds)
+        for slot, amount in sorted(slots):
+            ledger._slots.append([slot, amount])
+            ledger._total += amount
+        return ledger
+
+    def slot(self, now: float) -> int:
+        """The number of the slot a spend at ``now`` goes to."""
+        return math.floor(now / self._width)
 
     def resets_at(self, now: float, limit: float) -> float:
         self._expire(now)

@@ -121,6 +121,23 @@ class StatsCollector:
         yield from self._stats.export(_all_families)
 
 
+class _Fixed:
+    """A collector over tallies already read (the shared totals)."""
+
+    def __init__(self, targets: list[Tally], deployments: list[tuple[str, Tally]]) -> None:
+        self._families = _all_families(targets, deployments)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+
+
+def render(targets: list[Tally], deployments: list[tuple[str, Tally]]) -> str:
+    """These tallies in the Prometheus text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(targets, deployments))
+    return generate_latest(registry).decode()
+
+
 class Exposition:
     """The text a Prometheus scrape of one :class:`Stats` gets."""
 

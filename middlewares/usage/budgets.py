@@ -35,7 +35,21 @@ What a user relies on:
   the request outside this budget). A request with no key for the scope is
   not limited by it.
 - Time comes from ``clock`` (Unix seconds; ``time.time`` by default), so
-  tests can move it. State is this process's, in memory.
+  tests can move it.
+- **Across processes** (``redis=``, a URL or a
+  :class:`~middlewares.shared.SharedRedis`; the ``[redis]`` extra): each
+  scope's spend is kept in Redis (:mod:`middlewares.usage._shared_ledgers`),
+  so every process checks against, and adds to, the same total: the
+  overshoot is at most what the requests in flight in all processes cost.
+  The check is one round trip before the request; the spend one after it
+  (a stream's, in the background once it ends). ``spent()`` and
+  ``snapshot()`` show this process's own spend; ``await aspent()`` and
+  ``await asnapshot()`` everyone's. While Redis is out, each process checks
+  its own spend (so together they may spend up to the limit each), with one
+  warning; what it spent meanwhile reaches Redis once Redis is back. Two
+  budgets with the same period that count the same scope (``provider:openai``)
+  and the same ``prefix`` share their spend in Redis: give them different
+  prefixes.
 """
 
 from __future__ import annotations
@@ -46,8 +60,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from middlewares._log import logger
+from middlewares.shared import RedisUnavailable, SharedRedis, spawn
 from middlewares.usage._periods import Ledger, Period, ledger_factory
 from middlewares.usage._routed import deployment_of, tags_of
+from middlewares.usage._shared_ledgers import SharedLedgers
 from pipeline import Handler, Request, Result, Stream, errors, observe
 
 __all__ = ["Budget", "Scope"]
@@ -101,6 +117,7 @@ class Budget:
         "_new_ledger",
         "_period",
         "_scope",
+        "_shared",
         "_unpriced",
     )
 
@@ -110,6 +127,8 @@ class Budget:
         period: Period = "day",
         scope: Scope = "provider",
         *,
+        redis: str | SharedRedis | None = None,
+        prefix: str = "dispatchline",
         clock: Callable[[], float] = time.time,
     ) -> None:
         if (
@@ -133,6 +152,9 @@ class Budget:
         self._clock = clock
         self._ledgers: dict[str, Ledger] = {}
         self._unpriced: set[str] = set()
+        self._shared: SharedLedgers | None = None
+        if redis is not None:
+            self._shared = SharedLedgers(redis, prefix=prefix, period=period)
 
     def __repr__(self) -> str:
         scope = (
@@ -140,63 +162,135 @@ class Budget:
             if isinstance(self._scope, str)
             else getattr(self._scope, "__qualname__", repr(self._scope))
         )
-        return f"Budget({self._limit!r}, period={self._period!r}, scope={scope!r})"
+        shared = "" if self._shared is None else f", redis={self._shared.redis.url!r}"
+        return f"Budget({self._limit!r}, period={self._period!r}, scope={scope!r}{shared})"
 
     @property
     def limit(self) -> float:
         return self._limit
 
+    @property
+    def redis(self) -> SharedRedis | None:
+        """The Redis the spend is kept in, or None (this process only)."""
+        return None if self._shared is None else self._shared.redis
+
+    async def aclose(self) -> None:
+        """Close the Redis connections this budget opened (``redis=`` a URL)."""
+        if self._shared is not None:
+            await self._shared.aclose()
+
     def spent(self, scope: str) -> float:
-        """USD spent by ``scope`` (a key such as ``"provider:openai"``) this period."""
+        """USD spent by ``scope`` (a key such as ``"provider:openai"``) this period,
+        by this process."""
         ledger = self._ledgers.get(scope)
         return 0.0 if ledger is None else ledger.spent(self._clock())
 
     def snapshot(self) -> dict[str, dict[str, float]]:
-        """Every scope that has spent: ``{scope: {"spent", "limit", "resets_at"}}``."""
+        """Every scope this process has spent on: ``{scope: {"spent", "limit", "resets_at"}}``."""
         now = self._clock()
+        return {key: self._entry(ledger, now) for key, ledger in list(self._ledgers.items())}
+
+    async def aspent(self, scope: str) -> float:
+        """USD spent by ``scope`` this period by every process (``redis=``); without
+        Redis, or while it is out, :meth:`spent`."""
+        if self._shared is None:
+            return self.spent(scope)
+        now = self._clock()
+        try:
+            (ledger,) = await self._shared.ledgers([scope], now)
+        except RedisUnavailable:
+            return self.spent(scope)
+        return ledger.spent(now)
+
+    async def asnapshot(self) -> dict[str, dict[str, float]]:
+        """:meth:`snapshot` of every process's spend (``redis=``); without Redis, or
+        while it is out, this process's."""
+        if self._shared is None:
+            return self.snapshot()
+        now = self._clock()
+        try:
+            scopes = await self._shared.scopes()
+            ledgers = await self._shared.ledgers(scopes, now)
+        except RedisUnavailable:
+            return self.snapshot()
+        return {key: self._entry(ledger, now) for key, ledger in zip(scopes, ledgers, strict=True)}
+
+    def _entry(self, ledger: Ledger, now: float) -> dict[str, float]:
         return {
-            key: {
-                "spent": ledger.spent(now),
-                "limit": self._limit,
-                "resets_at": ledger.resets_at(now, self._limit),
-            }
-            for key, ledger in list(self._ledgers.items())
+            "spent": ledger.spent(now),
+            "limit": self._limit,
+            "resets_at": ledger.resets_at(now, self._limit),
         }
 
     async def __call__(self, request: Request, call_next: Handler) -> Result:
         keys = self._keys(request)
         if keys:
             now = self._clock()
-            for key in keys:
-                ledger = self._ledgers.get(key)
-                if ledger is not None and ledger.spent(now) >= self._limit:
-                    raise self._refusal(request, key, ledger, now)
+            if self._shared is None:
+                for key in keys:
+                    ledger = self._ledgers.get(key)
+                    if ledger is not None and ledger.spent(now) >= self._limit:
+                        raise self._refusal(request, key, ledger, now)
+            else:
+                await self._check_shared(request, keys, now)
         result = await call_next(request)
         if not keys:
             return result
         if isinstance(result, Stream):
             spend = _StreamSpend(self, keys, result)
             return observe(result, on_end=spend.on_end, on_error=spend.on_error)
-        self._spend(keys, result.cost, complete=True)
+        cost = self._spend(keys, result.cost, complete=True)
+        if cost is not None and self._shared is not None:
+            await self._shared.add(keys, self._clock(), cost)
         return result
 
-    def _spend(self, keys: Keys, cost: float | None, *, complete: bool) -> None:
+    async def _check_shared(self, request: Request, keys: Keys, now: float) -> None:
+        """The check against every process's spend; this process's own while Redis is out."""
+        assert self._shared is not None
+        try:
+            found: list[Ledger | None] = list(await self._shared.ledgers(keys, now))
+        except RedisUnavailable:
+            found = [self._ledgers.get(key) for key in keys]
+        for key, ledger in zip(keys, found, strict=True):
+            if ledger is not None and ledger.spent(now) >= self._limit:
+                raise self._refusal(request, key, ledger, now)
+
+    def _spend(self, keys: Keys, cost: float | None, *, complete: bool) -> float | None:
+        """Count ``cost`` here; the amount to count in Redis too, if any."""
         if cost is None:
             if not complete:  # a stream cut short, a failure: no price is expected
-                return
+                return None
             for key in keys:
                 if key not in self._unpriced:
                     self._unpriced.add(key)
                     logger().warning("budget.unpriced", scope=key, budget=repr(self))
-            return
+            return None
         if cost <= 0:
-            return
+            return None
         now = self._clock()
         for key in keys:
             ledger = self._ledgers.get(key)
             if ledger is None:
                 ledger = self._ledgers[key] = self._new_ledger()
             ledger.add(now, cost)
+        return cost
+
+    def _spend_later(self, keys: Keys, cost: float | None, *, complete: bool) -> None:
+        """:meth:`_spend`, from a stream's end (no await there): Redis hears of it
+        in the background."""
+        amount = self._spend(keys, cost, complete=complete)
+        shared = self._shared
+        if amount is None or shared is None:
+            return
+        now = self._clock()
+
+        async def share() -> None:
+            try:
+                await shared.add(keys, now, amount)
+            except Exception as exc:  # a background task must not raise
+                logger().warning("budget.not_shared", error=type(exc).__name__)
+
+        spawn(share, "dispatchline-budget")
 
     def _refusal(
         self, request: Request, key: str, ledger: Ledger, now: float
@@ -228,7 +322,7 @@ class _StreamSpend:
         self._stream = stream
 
     def on_end(self, completed: bool) -> None:
-        self._budget._spend(self._keys, self._stream.cost, complete=completed)
+        self._budget._spend_later(self._keys, self._stream.cost, complete=completed)
 
     def on_error(self, exc: BaseException) -> None:
-        self._budget._spend(self._keys, self._stream.cost, complete=False)
+        self._budget._spend_later(self._keys, self._stream.cost, complete=False)

@@ -32,13 +32,25 @@ What a user relies on:
 - Nothing from a request's content or credentials is kept: only provider,
   model and deployment names, error class names and numbers.
 - ``snapshot()`` is this process's view; ``await asnapshot()`` the shared
-  view (the same, until statistics live in shared state); ``reset()``
-  starts again from zero. Safe to read from another thread. ``clock``
+  view (the same without ``redis``); ``reset()`` starts this process's
+  view again from zero. Safe to read from another thread. ``clock``
   (seconds, ``time.perf_counter`` by default) is injectable for tests.
-- ``prometheus()`` renders the Prometheus text format through
-  ``prometheus_client`` (the ``[prometheus]`` extra; without it,
-  :class:`MissingExtraError`). ``collector()`` gives a collector to register
-  in your own ``prometheus_client`` registry instead.
+- ``prometheus()`` renders this process's view in the Prometheus text
+  format through ``prometheus_client`` (the ``[prometheus]`` extra; without
+  it, :class:`MissingExtraError`), ``await aprometheus()`` the shared view.
+  ``collector()`` gives a collector (this process's view) to register in
+  your own ``prometheus_client`` registry instead.
+- **Across processes** (``redis=``, a URL or a
+  :class:`~middlewares.shared.SharedRedis`; the ``[redis]`` extra): every
+  process adds its counts and latency sketches to one set of totals in
+  Redis, under ``<prefix>:stats:``, and ``asnapshot()`` / ``aprometheus()``
+  show those totals. Counts are sent in the background, at most every
+  ``flush_interval`` seconds while requests end (no request waits on
+  Redis); ``await stats.aflush()`` sends at once (call it before a process
+  exits: what it counted since its last send is lost otherwise). While
+  Redis is out, counting goes on here and is sent once Redis is back; the
+  shared view falls back to this process's view, with one warning. See
+  :mod:`middlewares.usage._shared_stats`.
 """
 
 from __future__ import annotations
@@ -46,27 +58,33 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from middlewares.shared import SharedRedis
 from middlewares.usage._extras import require
 from middlewares.usage._routed import served_by
 from middlewares.usage._snapshot import FirstChunk, Latency, StatsSnapshot, TargetStats
 from pipeline import ChatChunk, Handler, Request, Result, Stream, Usage, observe
 
+if TYPE_CHECKING:
+    from middlewares.usage._shared_stats import SharedStats, Totals
+
 __all__ = ["Stats", "Tally"]
 
 T = TypeVar("T")
 
-RELATIVE_ACCURACY = 0.01
-BIN_LIMIT = 2048
-
 
 class Sketch(Protocol):
-    """The part of a DDSketch Stats uses."""
+    """The part of a DDSketch Stats uses (:class:`middlewares.usage._sketch.Sketch`)."""
 
     def add(self, val: float, weight: float = ...) -> None: ...
 
     def get_quantile_value(self, quantile: float) -> float | None: ...
+
+    def bins(self) -> dict[int, float]: ...
+
+    @property
+    def zeros(self) -> float: ...
 
     @property
     def count(self) -> float: ...
@@ -173,25 +191,51 @@ class Stats:
     is not installed.
     """
 
-    __slots__ = ("_clock", "_deployments", "_lock", "_prometheus", "_sketch", "_targets")
+    __slots__ = (
+        "_clock",
+        "_deployments",
+        "_lock",
+        "_prometheus",
+        "_shared",
+        "_sketch",
+        "_targets",
+    )
 
-    def __init__(self, *, clock: Callable[[], float] = time.perf_counter) -> None:
-        ddsketch = require("ddsketch", "stats", "Stats")
-        sketch = ddsketch.LogCollapsingLowestDenseDDSketch
+    def __init__(
+        self,
+        *,
+        redis: str | SharedRedis | None = None,
+        prefix: str = "dispatchline",
+        flush_interval: float = 1.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        require("ddsketch", "stats", "Stats")
+        from middlewares.usage._sketch import Sketch
 
-        def new_sketch() -> Sketch:
-            made: Sketch = sketch(relative_accuracy=RELATIVE_ACCURACY, bin_limit=BIN_LIMIT)
-            return made
-
-        self._sketch = new_sketch
+        self._sketch: Callable[[], Sketch] = Sketch
         self._clock = clock
         self._lock = threading.Lock()
         self._targets: dict[str, Tally] = {}
         self._deployments: dict[str, Tally] = {}
         self._prometheus: Any = None
+        self._shared: SharedStats | None = None
+        if redis is not None:
+            from middlewares.usage._shared_stats import SharedStats
+
+            self._shared = SharedStats(
+                redis, prefix=prefix, interval=flush_interval, lock=self._lock, tallies=self._items
+            )
 
     def __repr__(self) -> str:
-        return "Stats()"
+        shared = self._shared
+        if shared is None:
+            return "Stats()"
+        return f"Stats(redis={shared.redis.url!r}, prefix={shared.prefix!r})"
+
+    @property
+    def redis(self) -> SharedRedis | None:
+        """The Redis the totals are kept in, or None (this process only)."""
+        return None if self._shared is None else self._shared.redis
 
     # -- reading --------------------------------------------------------------------
 
@@ -204,14 +248,44 @@ class Stats:
             )
 
     async def asnapshot(self) -> StatsSnapshot:
-        """The shared view; with in-process state, the same as :meth:`snapshot`."""
-        return self.snapshot()
+        """The shared view: every process's counts (``redis=``); without Redis, or
+        while it is out, the same as :meth:`snapshot`."""
+        totals = await self._totals()
+        if totals is None:
+            return self.snapshot()
+        return StatsSnapshot(
+            {key: tally.view() for key, tally in totals.targets.items()},
+            {key: tally.view() for key, tally in totals.deployments.items()},
+        )
+
+    async def aflush(self) -> None:
+        """Send this process's counts to Redis now (``redis=``; else nothing to do)."""
+        if self._shared is not None:
+            await self._shared.flush()
+
+    async def aclose(self) -> None:
+        """Send what is left (:meth:`aflush`), then close the Redis connections this
+        Stats opened (``redis=`` a URL)."""
+        if self._shared is not None:
+            await self._shared.flush()
+            await self._shared.aclose()
+
+    async def _totals(self) -> Totals | None:
+        return None if self._shared is None else await self._shared.totals()
 
     def reset(self) -> None:
-        """Forget everything counted so far."""
+        """Forget everything this process counted so far (totals in Redis stay)."""
         with self._lock:
             self._targets = {}
             self._deployments = {}
+            if self._shared is not None:
+                self._shared.forget()
+
+    def _items(self) -> dict[tuple[str, str], Tally]:
+        """Every running tally, by kind and name (under the lock)."""
+        found = {("t", key): tally for key, tally in self._targets.items()}
+        found.update({("d", key): tally for key, tally in self._deployments.items()})
+        return found
 
     def export(self, build: Callable[[list[Tally], list[tuple[str, Tally]]], T]) -> T:
         """``build(targets, deployments)`` over the running tallies, while no
@@ -226,12 +300,21 @@ class Stats:
         return StatsCollector(self)
 
     def prometheus(self) -> str:
-        """The statistics in the Prometheus text format (the ``[prometheus]`` extra)."""
+        """This process's statistics in the Prometheus text format (the ``[prometheus]`` extra)."""
         from middlewares.usage._prometheus import Exposition
 
         if self._prometheus is None:
             self._prometheus = Exposition(self)
         return str(self._prometheus.text())
+
+    async def aprometheus(self) -> str:
+        """The shared view (see :meth:`asnapshot`) in the Prometheus text format."""
+        totals = await self._totals()
+        if totals is None:
+            return self.prometheus()
+        from middlewares.usage._prometheus import render
+
+        return render(list(totals.targets.values()), list(totals.deployments.items()))
 
     # -- recording -------------------------------------------------------------------
 
@@ -248,6 +331,8 @@ class Stats:
                 if tally is None:
                     tally = self._deployments[deployment] = Tally(provider, model, self._sketch)
                 record(tally)
+            if self._shared is not None:
+                self._shared.kick()
 
     def _failed(self, request: Request, exc: BaseException, source: Any = None) -> None:
         """``exc`` ended the request; ``source`` (a stream) holds the path, else ``exc``."""

@@ -1,173 +1,22 @@
-"""Routing state: in-flight counts, rate windows, breaker states and latency estimates.
-
-The :class:`~middlewares.Router` keeps everything it learns about its
-deployments behind one small protocol, :class:`State`, so that many processes
-can share it. :class:`MemoryState` (this process only) is the default; a
-shared implementation (Redis) implements the same four operations.
-
-The writes are **coarse**: each one checks and changes a deployment's record
-in one step, never as a read followed by a write, so a shared implementation
-can run each as one atomic script (a Redis ``EVALSHA`` over one hash and its
-window keys):
-
-``acquire(key, policy, cost, now) -> Grant``
-    In one step: (1) the breaker: refuse while open (``now < open_until``);
-    once the cooldown has passed (half-open) grant exactly one probe, refuse
-    others while it is out; (2) ``max_concurrency`` against ``in_flight``;
-    (3) ``rpm`` (one request) and ``tpm`` (``cost`` tokens) against the sums
-    of the window's buckets; then take the slot: ``in_flight += 1``, add 1
-    and ``cost`` to the current bucket, mark the probe taken. A refusal says
-    why (``reason``) and when a slot is expected (``retry_after`` seconds,
-    None when this cost can never fit). Nothing is taken on a refusal.
-
-``release(grant, outcome, now, tokens=, retry_after=, latency=)``
-    In one step: ``in_flight -= 1``; move ``tokens - grant.cost`` into the
-    bucket the cost was counted in (the real usage replaces the estimate;
-    nothing if that bucket has left the window); fold ``latency`` into the
-    peak-EWMA estimate; then the breaker, by ``outcome``:
-
-    - ``"ignored"`` (bad request, cancellation, budget...): nothing counted;
-      a probe that ends so gives its turn back (still half-open);
-    - the probe's ``"success"`` closes the breaker; its ``"failure"`` opens it
-      again for ``max(cooldown, retry_after)``;
-    - otherwise the outcome is counted in the breaker window; a failure while
-      open or half-open moves ``open_until`` to the later of the two deadlines
-      (never earlier); a failure that makes ``requests >= min_requests`` and
-      ``failures / requests >= failure_ratio`` opens it until
-      ``now + max(cooldown, retry_after)``. Opening and closing clear the
-      window's counts.
-
-``in_flight(key)``, ``latency(key, policy, now)``
-    This process's view, synchronous and cheap: what strategies rank by.
-
-``view(key, policy, now)`` / ``await aview(key, policy, now)``
-    A :class:`DeploymentState`: this process's view, and the shared one.
-
-Rate windows are ``WINDOW_STEPS`` buckets of ``window / WINDOW_STEPS``
-seconds, keyed by ``int(now // step)``; a bucket counts while its index is
-within ``WINDOW_STEPS`` of the current one, so the counted span is at least
-the window: a limit is never exceeded over any window-long stretch, at the
-price of up to one step of idle capacity. They are kept only for a
-deployment with an ``rpm`` or ``tpm``. The breaker's window is
-``BREAKER_STEPS`` buckets, the same way. ``now`` is wall-clock seconds (the
-Router's clock, ``time.time`` unless injected), so processes on several hosts
-agree on buckets and deadlines.
-
-For a shared implementation, one layout that makes each write one script:
-a hash per deployment key (``in_flight``, ``open_until``, ``probing``,
-``estimate``, ``estimated_at``, ``sampled``), a hash of usage buckets
-(``index -> requests``, ``index -> tokens``) and one of breaker buckets
-(``index -> requests``, ``index -> failures``), each with a TTL of two
-windows; ``acquire`` sums the buckets at or after ``index - WINDOW_STEPS``
-and deletes older ones. Every number the script needs is in the
-:class:`Policy` and the arguments (send them as ARGV); nothing is read
-first and written back later. A process that dies never releases its slots,
-so shared in-flight slots should expire: keep them as a sorted set of lease
-ids scored by a deadline (``Grant.lease`` carries the id) and count only the
-live ones. When the shared store is slow or down, fall back to a
-:class:`MemoryState` with a logged warning rather than hang a request.
-"""
+"""The default State: :class:`MemoryState`, this process's memory."""
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Literal, NamedTuple, Protocol
 
-import attrs
+from middlewares.state._protocol import (
+    BREAKER_STEPS,
+    SHORT_WAIT,
+    WINDOW_STEPS,
+    BreakerState,
+    DeploymentState,
+    Grant,
+    Outcome,
+    Policy,
+)
 
-__all__ = [
-    "BREAKER_STEPS",
-    "WINDOW_STEPS",
-    "BreakerState",
-    "DeploymentState",
-    "Grant",
-    "MemoryState",
-    "Outcome",
-    "Policy",
-    "State",
-]
-
-Outcome = Literal["success", "failure", "ignored"]
-BreakerState = Literal["closed", "open", "half_open"]
-
-WINDOW_STEPS = 60
-BREAKER_STEPS = 10
-# A refusal with nothing to wait for but another request's end (a concurrency
-# slot, the half-open probe): a short hint.
-SHORT_WAIT = 0.1
-
-
-@attrs.frozen
-class Policy:
-    """What a State enforces for one deployment: plain numbers, one per field.
-
-    ``min_requests == 0`` means no breaker. ``decay`` is the latency
-    estimate's time constant (seconds); a deployment with no sample yet has
-    an estimate of 0.
-    """
-
-    rpm: int | None = None
-    tpm: int | None = None
-    max_concurrency: int | None = None
-    window: float = 60.0
-    min_requests: int = 0
-    failure_ratio: float = 0.5
-    cooldown: float = 30.0
-    breaker_window: float = 60.0
-    decay: float = 10.0
-
-
-class Grant(NamedTuple):
-    """The answer to :meth:`State.acquire`: a slot (``ok``) or a refusal.
-
-    A granted one is handed back to :meth:`State.release` exactly once.
-    """
-
-    key: str
-    policy: Policy
-    ok: bool
-    cost: int = 0
-    bucket: int = 0  # the window bucket the cost was counted in
-    probe: bool = False  # this call is the half-open breaker's probe
-    reason: str = ""  # refused: "breaker", "concurrency", "rpm" or "tpm"
-    retry_after: float | None = None  # refused: seconds until a slot is expected
-    lease: str = ""  # a shared State's own handle on the slot (MemoryState needs none)
-
-
-@attrs.frozen
-class DeploymentState:
-    in_flight: int
-    breaker: BreakerState
-    reopens_at: float | None  # when an open breaker lets its probe through
-    rpm_used: int | None  # in the window; None for a deployment without rpm or tpm
-    tpm_used: int | None
-    latency: float | None  # peak-EWMA estimate, seconds (None before any sample)
-
-
-class State(Protocol):
-    """Where a Router keeps what it knows; see the module docstring for each operation."""
-
-    async def acquire(self, key: str, policy: Policy, cost: int, now: float) -> Grant: ...
-
-    async def release(
-        self,
-        grant: Grant,
-        outcome: Outcome,
-        now: float,
-        *,
-        tokens: int | None = None,
-        retry_after: float | None = None,
-        latency: float | None = None,
-    ) -> None: ...
-
-    def in_flight(self, key: str) -> int: ...
-
-    def latency(self, key: str, policy: Policy, now: float) -> float: ...
-
-    def view(self, key: str, policy: Policy, now: float) -> DeploymentState: ...
-
-    async def aview(self, key: str, policy: Policy, now: float) -> DeploymentState: ...
+__all__ = ["MemoryState"]
 
 
 class _Window:
