@@ -16,10 +16,15 @@ Sections, each its own module:
   loopback server (:mod:`benchmarks.server`), httpx's default transport
   against the aiohttp-backed one; :mod:`benchmarks.streaming` for streams;
   :mod:`benchmarks.compare` adds litellm when it is installed;
+- :mod:`benchmarks.short_streams`: 5-chunk streams on the client a pipeline makes
+  itself against raw aiohttp, sequential and at concurrency 50;
+- :mod:`benchmarks.layers`: each middleware's own cost, alone and in place;
+- :mod:`benchmarks.breakdown`: one request profiled, by component, beside raw
+  aiohttp's (where the time goes);
 - :mod:`benchmarks.usage`: what Costs, Stats and Telemetry add per request;
 - :mod:`benchmarks.importtime`: what ``import pipeline, middlewares, providers`` costs.
 
 :mod:`benchmarks.analysis` turns the numbers into the verdicts the tables
-print (the 24x/47x claim, flatness, transports); nothing here asserts a
-timing, so noise never fails a run.
+print (the 24x/47x claim, flatness, transports, and each performance target
+met or missed); nothing here asserts a timing, so noise never fails a run.
 """

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import attrs
 
+from benchmarks.compare import LITELLM
 from benchmarks.importtime import BARE, DISPATCHLINE, HTTPX
 from benchmarks.lookup import LookupRow
-from benchmarks.overhead import DEFAULT, RAW, OverheadRow
+from benchmarks.overhead import DEFAULT, HIT, RAW, SESSION, UNLOGGED, UNLOGGED_HIT, OverheadRow
 from benchmarks.resolve import ResolveRow
 from benchmarks.run import Results
 from benchmarks.stats import ratio
@@ -143,7 +144,7 @@ def transport_verdict(rows: list[OverheadRow]) -> str:
         )
     else:
         text += "it does not hold on this machine."
-    ceiling = row_for(rows, "aiohttp", "aiohttp.ClientSession")
+    ceiling = next((row for row in rows if row.variant == SESSION), None)
     if ceiling is not None:
         text += (
             f" aiohttp's own client, without httpx, reaches {ceiling.concurrent_req_per_s:,.0f} "
@@ -161,3 +162,111 @@ def import_ms(results: Results) -> dict[str, float]:
         "httpx_above_bare": ms[HTTPX] - ms[BARE],
         "dispatchline_above_bare": ms[DISPATCHLINE] - ms[BARE],
     }
+
+
+# -- the performance targets (issue 14) ------------------------------------------
+
+OVER_RAW_US = 50.0  # Pipeline.default() over raw httpx on MockTransport
+HIT_US = 20.0  # a cache hit through Pipeline.default()
+THROUGHPUT = 0.5  # own client at concurrency 50, as a fraction of raw aiohttp's
+LATENCY = 1.5  # own client, sequential, as a multiple of raw aiohttp's
+
+
+@attrs.frozen
+class Goal:
+    """One target: what was measured, the limit, and whether it was met (None: not run)."""
+
+    name: str
+    measured: str
+    limit: str
+    met: bool | None
+    filed: str = ""  # the figure when the issue was filed, for comparison
+
+    @property
+    def verdict(self) -> str:
+        return "not measured" if self.met is None else "met" if self.met else "missed"
+
+
+def _against_aiohttp(rows: list[OverheadRow], what: str, filed: tuple[str, str]) -> list[Goal]:
+    """The two ratio targets of Pipeline.default() on its own client against raw aiohttp."""
+    pipe = next((r for r in rows if r.target == "own" and r.variant == DEFAULT), None)
+    raw = next((r for r in rows if r.target == "own" and r.variant == SESSION), None)
+    if pipe is None or raw is None:
+        return [
+            Goal(f"{what}: throughput at concurrency 50 vs raw aiohttp", "-", "", None),
+            Goal(f"{what}: sequential latency vs raw aiohttp", "-", "", None),
+        ]
+    share = ratio(pipe.concurrent_req_per_s, raw.concurrent_req_per_s)
+    times = ratio(pipe.latency_us.median, raw.latency_us.median)
+    return [
+        Goal(
+            f"{what}: throughput at concurrency 50 vs raw aiohttp",
+            f"{share:.0%} ({pipe.concurrent_req_per_s:,.0f} vs {raw.concurrent_req_per_s:,.0f}/s)",
+            f">= {THROUGHPUT:.0%}",
+            share >= THROUGHPUT,
+            filed[0],
+        ),
+        Goal(
+            f"{what}: sequential latency vs raw aiohttp",
+            f"{times:.2f}x ({pipe.latency_us.median:,.0f} vs {raw.latency_us.median:,.0f} µs)",
+            f"<= {LATENCY:.1f}x",
+            times <= LATENCY,
+            filed[1],
+        ),
+    ]
+
+
+def goals(results: Results) -> list[Goal]:
+    """Every target of the performance issue, measured in this run."""
+    rows = results.overhead
+    over = overhead_over_raw(rows, "mock", DEFAULT)
+    hit = row_for(rows, "mock", HIT)
+    out = [
+        Goal(
+            "Pipeline.default() over raw httpx, MockTransport",
+            "-" if over is None else f"{over:+.1f} µs",
+            f"<= +{OVER_RAW_US:.0f} µs",
+            None if over is None else over <= OVER_RAW_US,
+            "+150 µs",
+        ),
+        Goal(
+            "cache hit through Pipeline.default()",
+            "-" if hit is None else f"{hit.latency_us.median:.1f} µs",
+            f"<= {HIT_US:.0f} µs",
+            None if hit is None else hit.latency_us.median <= HIT_US,
+            "49 µs",
+        ),
+        *_against_aiohttp(rows, "whole response", ("~30%", "~2.2x")),
+        *_against_aiohttp(results.short_streams, "5-chunk stream", ("", "")),
+    ]
+    litellm = next((r for r in rows if r.variant == LITELLM), None)
+    ours = litellm and row_for(rows, litellm.target, DEFAULT)
+    version = results.machine.get("litellm", "not installed")
+    out.append(
+        Goal(
+            "LiteLLM side by side (same loopback target, sequential)",
+            f"litellm {version}: {litellm.latency_us.median:,.0f} µs vs "
+            f"Pipeline.default() {ours.latency_us.median:,.0f} µs"
+            if litellm and ours
+            else f"litellm {version}",
+            "in the run",
+            litellm is not None,
+            "~9 ms vs ~1.0 ms",
+        )
+    )
+    return out
+
+
+def without_logging(rows: list[OverheadRow]) -> str | None:
+    """What the targets on MockTransport measure without the Logging layer, in words."""
+    over = overhead_over_raw(rows, "mock", UNLOGGED)
+    hit = row_for(rows, "mock", UNLOGGED_HIT)
+    logged = overhead_over_raw(rows, "mock", DEFAULT)
+    if over is None or hit is None or logged is None:
+        return None
+    return (
+        f"Without the Logging layer (its one structlog JSON event per request): "
+        f"Pipeline.default(logging=False) {over:+.1f} µs over raw httpx (Logging: "
+        f"{logged - over:+.1f} µs of Pipeline.default()'s {logged:+.1f}), and a cache hit "
+        f"{hit.latency_us.median:.1f} µs."
+    )

@@ -108,6 +108,28 @@ def to_json(results: Results) -> dict[str, Any]:
             }
             for row in results.usage
         ],
+        "goals": [
+            {
+                "name": goal.name,
+                "measured": goal.measured,
+                "limit": goal.limit,
+                "verdict": goal.verdict,
+                "filed": goal.filed,
+            }
+            for goal in analysis.goals(results)
+        ],
+        "short_streams": [
+            {
+                "variant": row.variant,
+                "median_us": row.latency_us.median,
+                "req_per_s": row.req_per_s,
+                "concurrent_req_per_s": row.concurrent_req_per_s,
+                "concurrent_median_us": row.concurrent_latency_us.median,
+            }
+            for row in results.short_streams
+        ],
+        "layers": [attrs.asdict(row) for row in results.layers],
+        "breakdown": [attrs.asdict(row) for row in results.breakdown],
         "import_ms": analysis.import_ms(results),
         "gateway": [attrs.asdict(row) for row in results.gateway],
         "gateway_added_p50_us": gateway_bench.added_p50_us(results.gateway),

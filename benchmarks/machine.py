@@ -7,7 +7,7 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-PACKAGES = ("httpx", "httpcore", "aiohttp", "httpx-aiohttp", "anyio", "structlog")
+PACKAGES = ("httpx", "httpcore", "aiohttp", "httpx-aiohttp", "anyio", "structlog", "litellm")
 
 
 def cpu_model() -> str:

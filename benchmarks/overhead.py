@@ -10,6 +10,9 @@ default cache keeps) to the same target:
 - ``Pipeline.default()``: every standard middleware; the message differs on
   every request, so the cache always misses;
 - ``cache hit``: ``Pipeline.default()`` asked the same thing again;
+- ``Pipeline.default(logging=False)`` and ``cache hit, logging=False``
+  (in-process only): the same without the Logging layer, which shows what its
+  one structlog event per request costs;
 - ``aiohttp.ClientSession``: no httpx at all, over loopback only: the most
   this server and machine allow, so the others can be read against it.
 
@@ -116,8 +119,8 @@ async def pipeline_calls(target: Target, build: Build) -> AsyncIterator[Call]:
 
 
 @asynccontextmanager
-async def cache_hit_calls(target: Target) -> AsyncIterator[Call]:
-    async with pipeline_on(target, Pipeline.default) as pipe:
+async def cache_hit_calls(target: Target, build: Build = Pipeline.default) -> AsyncIterator[Call]:
+    async with pipeline_on(target, build) as pipe:
         same = messages(-1)
         await pipe.acompletion(MODEL, same, api_key=API_KEY, temperature=0)
         again = await pipe.acompletion(MODEL, same, api_key=API_KEY, temperature=0)
@@ -130,15 +133,25 @@ async def cache_hit_calls(target: Target) -> AsyncIterator[Call]:
         yield call
 
 
-VARIANTS: dict[str, Variant] = {
-    "raw httpx": raw_calls,
-    "Pipeline([])": partial(pipeline_calls, build=bare_pipeline),
-    "Pipeline.default()": partial(pipeline_calls, build=Pipeline.default),
-    "cache hit": cache_hit_calls,
-    "aiohttp.ClientSession": session_calls,
-}
 RAW = "raw httpx"
 DEFAULT = "Pipeline.default()"
+SESSION = "aiohttp.ClientSession"
+# The same stack without its Logging layer: what the one structlog event per request costs.
+UNLOGGED = "Pipeline.default(logging=False)"
+HIT = "cache hit"
+UNLOGGED_HIT = "cache hit, logging=False"
+
+_unlogged = partial(Pipeline.default, logging=False)
+
+VARIANTS: dict[str, Variant] = {
+    RAW: raw_calls,
+    "Pipeline([])": partial(pipeline_calls, build=bare_pipeline),
+    DEFAULT: partial(pipeline_calls, build=Pipeline.default),
+    UNLOGGED: partial(pipeline_calls, build=_unlogged),
+    HIT: cache_hit_calls,
+    UNLOGGED_HIT: partial(cache_hit_calls, build=_unlogged),
+    SESSION: session_calls,
+}
 
 
 @attrs.frozen
@@ -190,6 +203,18 @@ async def sequential(call: Call, requests: int, seconds: float) -> Tally:
     return Tally(latencies, time.perf_counter() - start)
 
 
+async def sequential_rounds(calls: Mapping[str, Call], load: Load) -> dict[str, list[Tally]]:
+    """Each call's :func:`sequential` run, interleaved over ``load.rounds`` rounds."""
+    rounds = load.rounds
+    return await interleaved(
+        calls,
+        rounds,
+        lambda call: sequential(
+            call, -(-load.sequential_requests // rounds), load.sequential_seconds / rounds
+        ),
+    )
+
+
 async def concurrent(call: Call, workers: int, seconds: float) -> Tally:
     """``workers`` tasks sending one request after another for ``seconds``."""
     latencies: list[float] = []
@@ -223,13 +248,7 @@ async def measure_target(
         rounds = load.rounds
         for call in calls.values():
             await sequential(call, 20, 0.0)  # warm up: a connection, first-use costs
-        alone = await interleaved(
-            calls,
-            rounds,
-            lambda call: sequential(
-                call, -(-load.sequential_requests // rounds), load.sequential_seconds / rounds
-            ),
-        )
+        alone = await sequential_rounds(calls, load)
         # Concurrent last: once a run has filled httpx's pool with idle
         # connections, every later request pays for checking them.
         for call in calls.values():

@@ -2,7 +2,8 @@
 
 A chat completion, and a stream of :data:`STREAM_CHUNKS` ``chat.completion.chunk``
 events (the last one carries ``finish_reason`` and ``usage``) ending in
-``data: [DONE]``.
+``data: [DONE]``; asked for :data:`SHORT_MODEL`, a stream of
+:data:`SHORT_STREAM_CHUNKS` events instead (a short answer, as most are).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 from typing import Any
 
 STREAM_CHUNKS = 100
+SHORT_STREAM_CHUNKS = 5
+SHORT_MODEL = "bench-short"  # the model name that asks for the short stream
 CREATED = 1_700_000_000
 
 
@@ -60,7 +63,18 @@ def stream_events(model: str, chunks: int = STREAM_CHUNKS) -> list[bytes]:
     return [*events, b"data: [DONE]\n\n"]
 
 
-def wants_stream(body: bytes) -> bool:
-    """Whether a chat request body asks for a stream."""
+def streams(model: str) -> dict[int, list[bytes]]:
+    """The events of each stream a target sends, by length: ``model``'s long one
+    and :data:`SHORT_MODEL`'s short one."""
+    return {
+        STREAM_CHUNKS: stream_events(model),
+        SHORT_STREAM_CHUNKS: stream_events(SHORT_MODEL, SHORT_STREAM_CHUNKS),
+    }
+
+
+def stream_length(body: bytes) -> int | None:
+    """How many chunks a chat request body asks to be streamed; None: no stream."""
     data = json.loads(body or b"{}")
-    return isinstance(data, dict) and data.get("stream") is True
+    if not isinstance(data, dict) or data.get("stream") is not True:
+        return None
+    return SHORT_STREAM_CHUNKS if data.get("model") == SHORT_MODEL else STREAM_CHUNKS

@@ -8,10 +8,10 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import analysis, routing, shared_state, usage
+from benchmarks import analysis, breakdown, routing, shared_state, usage
 from benchmarks import gateway as gateway_bench
 from benchmarks.importtime import BARE
-from benchmarks.overhead import DEFAULT, RAW
+from benchmarks.overhead import RAW, SESSION
 from benchmarks.run import Results
 from benchmarks.stats import Summary
 
@@ -127,15 +127,15 @@ def overhead_section(results: Results) -> Section:
             ]
         )
     notes = [f"Pipeline.default() measured here: {results.default_stack}."]
-    default_over = analysis.overhead_over_raw(results.overhead, "mock", DEFAULT)
-    if default_over is not None:
-        notes.append(
-            f"Pipeline.default() over raw httpx on MockTransport: {default_over:+.1f} µs per "
-            "request, median (target: under 50)."
-        )
-    hit = analysis.row_for(results.overhead, "mock", "cache hit")
-    if hit is not None:
-        notes.append(f"Cache hit: {hit.latency_us.median:.1f} µs per request (target: under 20).")
+    for goal in analysis.goals(results)[:2]:
+        notes.append(f"{goal.name}: {goal.measured} (target: {goal.limit}): {goal.verdict}.")
+    unlogged = analysis.without_logging(results.overhead)
+    if unlogged is not None:
+        notes.append(unlogged)
+    notes.append(
+        "`own` is the client a pipeline makes itself (the pipeline variants there are built "
+        f"without http_client=), with {SESSION} beside it: the targets compare those two."
+    )
     notes.extend(results.skipped)
     return Section(
         "Overhead per request: latency (µs, sequential) and throughput (req/s)",
@@ -168,6 +168,118 @@ def streaming_section(results: Results) -> Section:
             "the client may not run until the burst is written, so the first chunk over "
             "loopback can wait for the whole burst. The in-process rows show the client alone."
         ],
+    )
+
+
+def goals_section(results: Results) -> Section:
+    rows = [
+        [goal.name, goal.filed or "-", goal.measured, goal.limit, goal.verdict]
+        for goal in analysis.goals(results)
+    ]
+    return Section(
+        "Performance targets: this run against each limit",
+        ["target", "when filed", "measured", "limit", "verdict"],
+        rows,
+        [
+            "Medians of one run, variants interleaved; ratios are between rows measured side "
+            "by side. The sections below hold every number, each middleware's own cost and the "
+            "profile by component.",
+            *([unlogged] if (unlogged := analysis.without_logging(results.overhead)) else []),
+        ],
+    )
+
+
+def short_streams_section(results: Results) -> Section:
+    raw = next((r for r in results.short_streams if r.variant == SESSION), None)
+    rows = [
+        [
+            row.variant,
+            spread(row.latency_us, 1),
+            ""
+            if raw is None or row is raw
+            else times(row.latency_us.median / raw.latency_us.median),
+            f"{row.concurrent_req_per_s:,.0f}",
+            f"{row.concurrent_latency_us.median:,.0f}",
+            ""
+            if raw is None or row is raw
+            else f"{row.concurrent_req_per_s / raw.concurrent_req_per_s:.0%}",
+        ]
+        for row in results.short_streams
+    ]
+    return Section(
+        "Short streams (5 chunks) over loopback, on the client a pipeline makes itself",
+        [
+            "variant",
+            "whole stream µs",
+            "vs aiohttp",
+            "streams/s @50",
+            "latency @50 µs",
+            "@50 vs aiohttp",
+        ],
+        rows,
+        [
+            f"{SESSION} reads the same SSE lines and decodes each event with json.loads; "
+            "raw httpx streams on the client a pipeline makes itself (through AsyncClient.send)."
+        ],
+    )
+
+
+def layers_section(results: Results) -> Section:
+    rows = [
+        [
+            row.layer,
+            f"{row.alone_us:+.1f}",
+            "-" if row.in_place_us is None else f"{row.in_place_us:+.1f}",
+            "-"
+            if row.in_place_us is None
+            else "left out of Pipeline.default()"
+            if row.removed
+            else "added to Pipeline.default()",
+        ]
+        for row in results.layers
+    ]
+    return Section(
+        "Each middleware's own cost (µs per request)",
+        ["layer", "alone", "in place", "in place: measured by"],
+        rows,
+        [
+            "Alone: the layer around a terminal that answers at once, minus that terminal "
+            "(steady). In place: Pipeline.default() on MockTransport with and without the "
+            "layer, interleaved (what it adds among httpx's work; noisier). Logging's cost is "
+            "mostly structlog rendering its one JSON event per request; Cache's is the key "
+            "(canonical JSON, sha256) and the copy it stores."
+        ]
+        if rows
+        else [],
+    )
+
+
+def breakdown_section(results: Results) -> Section:
+    variants = list(dict.fromkeys(row.variant for row in results.breakdown))
+    cells = {(row.variant, row.component): row for row in results.breakdown}
+    components = list(dict.fromkeys(row.component for row in results.breakdown))
+    rows = []
+    for where in components:
+        line = [where]
+        for variant in variants:
+            row = cells.get((variant, where))
+            line.append(
+                "" if row is None else f"{row.us_per_request:,.1f} ({row.calls_per_request:,.0f})"
+            )
+        rows.append(line)
+    totals = ["total"]
+    for variant in variants:
+        mine = [row for row in results.breakdown if row.variant == variant]
+        us = sum(row.us_per_request for row in mine)
+        calls = sum(row.calls_per_request for row in mine)
+        totals.append(f"{us:,.1f} ({calls:,.0f})")
+    if rows:
+        rows.append(totals)
+    return Section(
+        "Where the time goes: profiled µs per request (Python calls per request), by component",
+        ["component", *variants],
+        rows,
+        [breakdown.NOTE] if rows else [],
     )
 
 
@@ -228,11 +340,15 @@ def usage_section(results: Results) -> Section:
 
 def sections(results: Results) -> list[Section]:
     return [
+        goals_section(results),
         lookup_section(results),
         resolve_section(results),
         overhead_section(results),
         transport_section(results),
+        short_streams_section(results),
         streaming_section(results),
+        layers_section(results),
+        breakdown_section(results),
         usage_section(results),
         *([Section(*routing.table(results.routing))] if results.routing else []),
         *([Section(*shared_state.table(results.shared_state))] if results.shared_state else []),

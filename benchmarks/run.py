@@ -11,13 +11,29 @@ import anyio
 import attrs
 import structlog
 
-from benchmarks import compare, importtime, lookup, machine, resolve, routing, shared_state, usage
+from benchmarks import (
+    breakdown,
+    compare,
+    importtime,
+    layers,
+    lookup,
+    machine,
+    resolve,
+    routing,
+    shared_state,
+    short_streams,
+    usage,
+)
 from benchmarks import gateway as gateway_bench
 from benchmarks.fresh import run_rounds
 from benchmarks.lookup import LookupRow
 from benchmarks.overhead import (
     DEFAULT,
+    HIT,
     RAW,
+    SESSION,
+    UNLOGGED,
+    UNLOGGED_HIT,
     VARIANTS,
     Load,
     OverheadRow,
@@ -29,6 +45,7 @@ from benchmarks.server import LoopbackServer
 from benchmarks.stats import Summary
 from benchmarks.streaming import StreamRow, measure_stream_target
 from benchmarks.targets import Target, loopback_targets, mock_target
+from middlewares import _log
 from pipeline import Pipeline
 
 Advance = Callable[[str], None]
@@ -47,10 +64,13 @@ class Scale:
     load: Load
     streams: int
     import_runs: int
+    profiled: int = 200  # requests per variant behind the profile by component
 
 
 QUICK = Scale("quick", lookup.SIZES, 3, 3, 0.001, Load(200, 0.2, 0.4, rounds=2), 10, 5)
-FULL = Scale("full", lookup.SIZES, 15, 10, 0.005, Load(3000, 3.0, 5.0, rounds=6), 120, 20)
+FULL = Scale(
+    "full", lookup.SIZES, 15, 10, 0.005, Load(3000, 3.0, 5.0, rounds=6), 120, 20, profiled=1000
+)
 
 
 @attrs.frozen
@@ -71,19 +91,26 @@ class Results:
     gateway_skipped: list[str] = attrs.field(factory=list)
     routing: routing.RoutingResults | None = None
     shared_state: shared_state.SharedStateResults | None = None
+    short_streams: list[OverheadRow] = attrs.Factory(list)  # 5-chunk streams vs raw aiohttp
+    layers: list[layers.LayerRow] = attrs.Factory(list)  # each middleware, alone and in place
+    breakdown: list[breakdown.BreakdownRow] = attrs.Factory(list)  # the profile by component
 
 
 # Where each variant runs. The cache hit never reaches a transport, so once is
-# enough; aiohttp's own client and litellm bring their own HTTP clients, so
-# each runs over loopback once.
+# enough, and the stack without Logging once beside the stack with it;
+# aiohttp's own client and litellm bring their own HTTP clients, so each runs
+# over loopback once, beside the client a pipeline makes itself (the targets
+# compare Pipeline.default() there with aiohttp's).
 EVERYWHERE = ("mock", "httpx", "own", "aiohttp")
 WHERE: dict[str, tuple[str, ...]] = {
     RAW: EVERYWHERE,
     "Pipeline([])": EVERYWHERE,
     DEFAULT: EVERYWHERE,
-    "cache hit": ("mock",),
-    "aiohttp.ClientSession": ("aiohttp",),
-    compare.LITELLM: ("httpx",),
+    UNLOGGED: ("mock",),
+    HIT: ("mock",),
+    UNLOGGED_HIT: ("mock",),
+    SESSION: ("own",),
+    compare.LITELLM: ("own",),
 }
 
 
@@ -106,7 +133,8 @@ def all_variants() -> Variants:
 
 def steps(scale: Scale) -> int:
     targets = all_targets("http://127.0.0.1:1/v1")
-    sections = 4  # the usage layers, the gateway overhead, routing, shared state
+    # usage layers, gateway, routing, shared state, short streams, each middleware, the profile
+    sections = 7
     targets_run = len(targets) + len(stream_targets(targets))
     return 2 * scale.rounds + targets_run + scale.import_runs + sections
 
@@ -114,9 +142,10 @@ def steps(scale: Scale) -> int:
 @contextmanager
 def quiet_logs() -> Iterator[None]:
     """Configure structlog as a production service would (level, ISO time, JSON,
-    filtered at INFO) and drop the rendered lines instead of
-    writing them between progress bars. structlog's out-of-the-box console
-    renderer is a development tool and costs several times more per event."""
+    filtered at INFO, loggers assembled once: structlog's performance guide) and
+    drop the rendered lines instead of writing them between progress bars.
+    structlog's out-of-the-box console renderer is a development tool and costs
+    several times more per event."""
     configured, saved = structlog.is_configured(), structlog.get_config()
     structlog.configure(
         processors=[
@@ -126,6 +155,7 @@ def quiet_logs() -> Iterator[None]:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         logger_factory=structlog.ReturnLoggerFactory(),
+        cache_logger_on_first_use=True,
     )
     try:
         yield
@@ -134,11 +164,23 @@ def quiet_logs() -> Iterator[None]:
             structlog.configure(**saved)
         else:
             structlog.reset_defaults()
+        _log.forget()  # the shared logger cached this configuration: drop it
 
 
-async def _requests(
-    base_url: str, scale: Scale, advance: Advance
-) -> tuple[list[OverheadRow], list[StreamRow], list[str], list[usage.UsageRow]]:
+@attrs.frozen
+class Measured:
+    """What the in-process sections measured (one event loop, one loopback server)."""
+
+    overhead: list[OverheadRow]
+    streaming: list[StreamRow]
+    skipped: list[str]
+    usage: list[usage.UsageRow]
+    short_streams: list[OverheadRow]
+    layers: list[layers.LayerRow]
+    breakdown: list[breakdown.BreakdownRow]
+
+
+async def _requests(base_url: str, scale: Scale, advance: Advance) -> Measured:
     targets = all_targets(base_url)
     rows: list[OverheadRow] = []
     skipped: list[str] = []
@@ -155,7 +197,15 @@ async def _requests(
         skipped.append("litellm.acompletion: litellm is not installed")
     usage_rows, usage_skips = await usage.measure(scale.load)
     advance("usage layers")
-    return rows, streams, skipped + usage_skips, usage_rows
+    short, short_skips = await short_streams.measure(base_url, scale.load)
+    advance("short streams")
+    layer_rows = await layers.measure(scale.load)
+    advance("each middleware")
+    profile = await breakdown.measure(base_url, scale.profiled)
+    advance("profile by component")
+    return Measured(
+        rows, streams, skipped + usage_skips + short_skips, usage_rows, short, layer_rows, profile
+    )
 
 
 async def _routing(scale: Scale, advance: Advance) -> routing.RoutingResults:
@@ -174,9 +224,7 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
     lookup_samples = run_rounds("lookup", config, scale.rounds, lambda: advance("lookup round"))
     resolve_samples = run_rounds("resolve", config, scale.rounds, lambda: advance("resolve round"))
     with quiet_logs(), LoopbackServer() as server:
-        rows, streams, skipped, usage_rows = anyio.run(
-            _requests, server.base_url, scale, advance, backend="asyncio"
-        )
+        measured = anyio.run(_requests, server.base_url, scale, advance, backend="asyncio")
         load = gateway_bench.QUICK if scale is QUICK else gateway_bench.FULL
         gateway_rows, gateway_skipped = gateway_bench.measure(server.base_url, load)
         advance("gateway overhead")
@@ -190,15 +238,18 @@ def run(scale: Scale, advance: Advance = lambda _: None) -> Results:
         machine=machine.describe(),
         lookup=lookup.rows(lookup_samples, scale.sizes),
         resolve=resolve.rows(resolve_samples, scale.sizes),
-        overhead=rows,
-        streaming=streams,
+        overhead=measured.overhead,
+        streaming=measured.streaming,
         import_ms=imports,
         routing=routed,
         shared_state=shared,
-        skipped=skipped + ([shared_skipped] if shared_skipped else []),
+        skipped=measured.skipped + ([shared_skipped] if shared_skipped else []),
         seconds=time.perf_counter() - start,
         default_stack=repr(Pipeline.default(registry=mock_target().registry())),
-        usage=usage_rows,
+        usage=measured.usage,
         gateway=gateway_rows,
         gateway_skipped=gateway_skipped,
+        short_streams=measured.short_streams,
+        layers=measured.layers,
+        breakdown=measured.breakdown,
     )

@@ -3,7 +3,9 @@
 ``python -m benchmarks.server`` binds a free loopback port, prints it once
 serving, and answers ``POST /v1/chat/completions`` with a chat completion or,
 for ``"stream": true``, a :data:`~benchmarks.replies.STREAM_CHUNKS`-chunk SSE
-stream. :class:`LoopbackServer` starts it and stops it around a benchmark.
+stream (:data:`~benchmarks.replies.SHORT_STREAM_CHUNKS` chunks for
+:data:`~benchmarks.replies.SHORT_MODEL`). :class:`LoopbackServer` starts it and
+stops it around a benchmark.
 It runs in a separate process so the server and the client under test do not
 share one event loop.
 """
@@ -19,19 +21,20 @@ from types import TracebackType
 from aiohttp import web
 
 from benchmarks.fresh import ROOT
-from benchmarks.replies import completion_body, stream_events, wants_stream
+from benchmarks.replies import completion_body, stream_length, streams
 
 MODEL = "bench-model"
 COMPLETION = completion_body(MODEL)
-EVENTS = stream_events(MODEL)
+EVENTS = streams(MODEL)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    if not wants_stream(await request.read()):
+    chunks = stream_length(await request.read())
+    if chunks is None:
         return web.Response(body=COMPLETION, content_type="application/json")
     response = web.StreamResponse(headers={"content-type": "text/event-stream"})
     await response.prepare(request)
-    for event in EVENTS:
+    for event in EVENTS[chunks]:
         await response.write(event)
     await response.write_eof()
     return response

@@ -20,31 +20,33 @@ import attrs
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from benchmarks.replies import completion_body, stream_events, wants_stream
+from benchmarks.replies import SHORT_MODEL, completion_body, stream_length, streams
 from pipeline._clients import default_client
 from providers import OpenAICompatible, ProviderRegistry
 
 PROVIDER = "bench"
 MODEL_NAME = "bench-model"
 MODEL = f"{PROVIDER}/{MODEL_NAME}"
+SHORT = f"{PROVIDER}/{SHORT_MODEL}"  # streams SHORT_STREAM_CHUNKS chunks
 API_KEY = "sk-bench-0000000000000000"  # given per call, as a user would
 MOCK_BASE_URL = "http://bench.invalid/v1"
 
 _COMPLETION = completion_body(MODEL_NAME)
-_EVENTS = stream_events(MODEL_NAME)
+_EVENTS = streams(MODEL_NAME)
 _JSON = {"content-type": "application/json"}
 _SSE = {"content-type": "text/event-stream"}
 
 
-async def _event_stream() -> AsyncIterator[bytes]:
-    for event in _EVENTS:
+async def _event_stream(events: list[bytes]) -> AsyncIterator[bytes]:
+    for event in events:
         yield event
 
 
 def mock_handler(request: httpx.Request) -> httpx.Response:
     """The in-process target: the same bytes the loopback server sends."""
-    if wants_stream(request.content):
-        return httpx.Response(200, headers=_SSE, content=_event_stream())
+    chunks = stream_length(request.content)
+    if chunks is not None:
+        return httpx.Response(200, headers=_SSE, content=_event_stream(_EVENTS[chunks]))
     return httpx.Response(200, headers=_JSON, content=_COMPLETION)
 
 

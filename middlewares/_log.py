@@ -18,3 +18,14 @@ def logger() -> Any:
 
         _logger = structlog.get_logger("dispatchline")
     return _logger
+
+
+def forget() -> None:
+    """Drop the shared logger: the next :func:`logger` call gets a new one.
+
+    With ``cache_logger_on_first_use=True`` a structlog logger keeps the
+    configuration it first logged with; after a reconfiguration (the benchmarks
+    restore the caller's), a new one picks up the current one.
+    """
+    global _logger
+    _logger = None

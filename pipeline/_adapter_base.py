@@ -22,6 +22,7 @@ import httpx
 
 from pipeline import errors
 from pipeline._adapter_helpers import parsing, timeout_extensions
+from pipeline._adapter_http import request_for
 from pipeline._adapter_params import ParamPolicy
 from pipeline._request import ENDPOINTS, Endpoint, Request
 from pipeline._responses import AnyResponse
@@ -192,13 +193,7 @@ class HTTPAdapter:
     def build(self, request: Request) -> httpx.Request:
         content = self.content(request, self.body_params(request))
         headers = {**self.headers_for(request), **_mapping(request, "extra_headers")}
-        return httpx.Request(
-            "POST",
-            self.url(request),
-            headers=headers,
-            extensions=timeout_extensions(self.timeout),
-            **content,
-        )
+        return request_for(self.url(request), headers, content, timeout_extensions(self.timeout))
 
     # -- parse -------------------------------------------------------------
 

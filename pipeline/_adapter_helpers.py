@@ -13,8 +13,9 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from functools import lru_cache
+from types import TracebackType
 from typing import Any
 
 import httpx
@@ -26,7 +27,12 @@ from pipeline._request import Request
 def timeout_extensions(seconds: float | None) -> dict[str, Any] | None:
     """The ``extensions=`` for an ``httpx.Request`` with an adapter's default
     timeout (None: the client's). A per-call ``timeout=`` overrides it."""
-    return None if seconds is None else {"timeout": httpx.Timeout(seconds).as_dict()}
+    return None if seconds is None else {"timeout": dict(_timeouts(seconds))}
+
+
+@lru_cache(maxsize=64)
+def _timeouts(seconds: float) -> dict[str, float | None]:
+    return httpx.Timeout(seconds).as_dict()
 
 
 def read_json(request: Request, response: httpx.Response) -> Any:
@@ -59,16 +65,38 @@ def error_message(response: httpx.Response, field: str) -> str:
     return message if isinstance(message, str) else response.text[:500]
 
 
-@contextmanager
-def parsing(request: Request, what: str = "response") -> Iterator[None]:
+_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
+class parsing:  # lowercase: used like contextlib.suppress, ``with parsing(request):``
     """Turn a lookup or type error while reading a provider's body into
     :class:`errors.ProviderResponseError`: a malformed body never escapes as a
-    bare ``KeyError`` or ``TypeError``."""
-    try:
-        yield
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+    bare ``KeyError`` or ``TypeError``.
+
+    A class rather than a ``@contextmanager`` generator: it is entered once per
+    response and once per stream event, and a generator costs several times more.
+    """
+
+    __slots__ = ("_request", "_what")
+
+    def __init__(self, request: Request, what: str = "response") -> None:
+        self._request = request
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, _MALFORMED):
+            return
+        request = self._request
         raise errors.ProviderResponseError(
-            f"{request.provider} sent a {what} that does not have the expected shape "
+            f"{request.provider} sent a {self._what} that does not have the expected shape "
             f"({type(exc).__name__}: {exc})",
             provider=request.provider,
             model=request.model,
@@ -112,10 +140,12 @@ _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-goog-
 
 
 def request_id_from(headers: Mapping[str, str]) -> str | None:
+    present = headers.keys()  # one pass over httpx's headers, not one per name
     for name in _REQUEST_ID_HEADERS:
-        value = headers.get(name)
-        if value:
-            return value
+        if name in present:
+            value = headers.get(name)
+            if value:
+                return value
     return None
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import sys
 import threading
+import weakref
 from contextlib import suppress
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import httpx
@@ -36,23 +37,39 @@ def _on_asyncio() -> bool:
     return asyncio is not None and isinstance(running_loop(), asyncio.AbstractEventLoop)
 
 
+class _Direct(Protocol):
+    """A transport of ours that requests may be handed to directly."""
+
+    async def send(self, request: httpx.Request, *, read: bool) -> httpx.Response: ...
+
+
+# The clients default_client() made over a transport of ours, and that transport:
+# a request for such a client may be handed to the transport directly.
+_DIRECT: weakref.WeakKeyDictionary[httpx.AsyncClient, _Direct] = weakref.WeakKeyDictionary()
+
+
 def default_client() -> httpx.AsyncClient:
     """The client a pipeline makes when none is injected, on first use.
 
-    On asyncio with ``httpx-aiohttp`` installed (the ``[aiohttp]`` extra), it
-    sends through aiohttp's connection pool: several times the throughput of
-    httpx's own under concurrency (see benchmarks/RESULTS.md). Elsewhere, and
-    always on trio, httpx's default transport. Inject ``http_client=`` to choose.
+    On asyncio with ``aiohttp`` installed (the ``[aiohttp]`` extra), it sends
+    through aiohttp's connection pool (:mod:`pipeline._aiohttp_transport`):
+    several times the throughput of httpx's own under concurrency (see
+    benchmarks/RESULTS.md). Elsewhere, and always on trio, httpx's default
+    transport. Inject ``http_client=`` to choose.
     """
-    transport: httpx.AsyncBaseTransport | None = None
     if _on_asyncio():
         try:
-            from httpx_aiohttp import AiohttpTransport
+            import aiohttp  # noqa: F401  (the extra is installed)
         except ImportError:
             pass
         else:
-            transport = AiohttpTransport()
-    return httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, transport=transport)
+            from pipeline._aiohttp_transport import AiohttpTransport
+
+            transport = AiohttpTransport(timeout=DEFAULT_TIMEOUT)
+            client = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, transport=transport)
+            _DIRECT[client] = transport
+            return client
+    return httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
 
 
 def _nothing() -> None:
@@ -71,14 +88,25 @@ def _running(loop: Any) -> bool:
     return True
 
 
+class _Own:
+    """The client made for one loop, and its transport when requests may go to it directly."""
+
+    __slots__ = ("client", "direct", "token")
+
+    def __init__(self, token: EventLoopToken, client: httpx.AsyncClient) -> None:
+        self.token = token
+        self.client = client
+        self.direct = _DIRECT.get(client)
+
+
 class LoopClients:
-    """``get()`` gives the running loop's client, made on first use."""
+    """``get()`` gives the running loop's client, made on first use; ``send()`` sends through it."""
 
     __slots__ = ("_by_loop", "_closed", "_last", "_lock")
 
     def __init__(self) -> None:
-        self._by_loop: dict[Any, tuple[EventLoopToken, httpx.AsyncClient]] = {}
-        self._last: tuple[Any, httpx.AsyncClient] | None = None  # lock-free fast path
+        self._by_loop: dict[Any, _Own] = {}
+        self._last: tuple[Any, _Own] | None = None  # lock-free fast path
         self._lock = threading.Lock()
         self._closed = False
 
@@ -86,6 +114,19 @@ class LoopClients:
         return len(self._by_loop)
 
     def get(self) -> httpx.AsyncClient:
+        return self._own().client
+
+    async def send(self, request: httpx.Request, *, read: bool) -> httpx.Response:
+        """Send ``request`` on this loop's client. ``read=False``: the body is left
+        to read (a stream); ``read=True``: it may come back read already (the
+        pipeline's own transport reads a whole answer at once)."""
+        own = self._own()
+        direct = own.direct
+        if direct is None:
+            return await own.client.send(request, stream=True)
+        return await direct.send(request, read=read)
+
+    def _own(self) -> _Own:
         loop = running_loop()
         last = self._last
         if last is not None and last[0] is loop and not self._closed:
@@ -93,21 +134,21 @@ class LoopClients:
         with self._lock:
             if self._closed:
                 raise PipelineClosedError("this pipeline is closed: build a new one")
-            entry = self._by_loop.get(loop)
-            if entry is None:
+            own = self._by_loop.get(loop)
+            if own is None:
                 from anyio.lowlevel import current_token
 
                 for ended in [k for k in self._by_loop if not _running(k)]:
                     del self._by_loop[ended]  # its loop is gone: nothing can use it again
-                entry = self._by_loop[loop] = (current_token(), default_client())
-            self._last = (loop, entry[1])
-        return entry[1]
+                own = self._by_loop[loop] = _Own(current_token(), default_client())
+            self._last = (loop, own)
+        return own
 
     def _take_all(self) -> list[tuple[Any, EventLoopToken, httpx.AsyncClient]]:
         with self._lock:
             self._closed = True
             self._last = None
-            taken = [(loop, token, client) for loop, (token, client) in self._by_loop.items()]
+            taken = [(loop, own.token, own.client) for loop, own in self._by_loop.items()]
             self._by_loop.clear()
         return taken
 

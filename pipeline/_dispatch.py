@@ -13,7 +13,7 @@ error.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -99,7 +99,16 @@ class ProviderStream(Stream[ChatChunk]):
         )
         self._request = request
         self._response = response
-        self._bytes = response.aiter_bytes()
+        # The body as it arrives. The pipeline's own transport hands its chunks over
+        # as they come (``chunks()``: no decoder, re-chunking or generator layers for
+        # httpx to run per read) when they need no decoding; any other stream goes
+        # through httpx, which also closes its own generators.
+        chunks = getattr(response.stream, "chunks", None)
+        self._bytes: AsyncIterator[bytes] = (
+            chunks()
+            if chunks is not None and "content-encoding" not in response.headers
+            else response.aiter_bytes()
+        )
         self._decoder = decoder
         self._pending: deque[ChatChunk] = deque()
         self._eof = False
@@ -109,11 +118,18 @@ class ProviderStream(Stream[ChatChunk]):
         pending = self._pending
         if pending:
             return pending.popleft()
+        return await self._next(self._seconds)
+
+    async def _next(self, seconds: float | None) -> ChatChunk:
+        """The next chunk, waiting at most ``seconds`` for it (None: no deadline of its own)."""
         try:
-            with anyio.move_on_after(self._seconds) as scope:
+            if seconds is None:
                 await self._fill()
-            if scope.cancelled_caught:
-                raise httpx.ReadTimeout(f"no stream chunk arrived within {self._seconds:g} s")
+            else:
+                with anyio.move_on_after(seconds) as scope:
+                    await self._fill()
+                if scope.cancelled_caught:
+                    raise httpx.ReadTimeout(f"no stream chunk arrived within {seconds:g} s")
         except StopAsyncIteration:
             raise
         except Exception as exc:
@@ -122,7 +138,7 @@ class ProviderStream(Stream[ChatChunk]):
             await self._shut()
             raise
         else:
-            return pending.popleft()
+            return self._pending.popleft()
         await self._shut()
         raise failure
 
@@ -146,8 +162,10 @@ class ProviderStream(Stream[ChatChunk]):
             await self.aclose()
 
     async def prefetch(self) -> None:
-        """Wait for the first chunk, so errors before it surface from the call itself."""
-        chunk = await self.__anext__()
+        """Wait for the first chunk, so errors before it surface from the call itself.
+
+        Called within the attempt's deadline, which bounds this wait already."""
+        chunk = await self._next(None)
         self._pending.appendleft(chunk)
 
     async def aclose(self) -> None:
@@ -155,7 +173,9 @@ class ProviderStream(Stream[ChatChunk]):
             return
         self._closed = True
         try:
-            await self._bytes.aclose()  # type: ignore[attr-defined]
+            close = getattr(self._bytes, "aclose", None)  # an async generator's
+            if close is not None:
+                await close()
         finally:
             await self._response.aclose()
 
@@ -255,14 +275,16 @@ class Dispatcher:
         if authorize is not None:  # credentials that must be awaited (a token provider)
             await authorize(request, http_request)
         transport = adapter.transport
-        if transport is None:
-            response = await self.client.send(http_request, stream=True)
-        else:
+        if transport is not None:
             response = await transport.handle_async_request(http_request)
             response.request = http_request
+        elif self._clients is not None:
+            response = await self._clients.send(http_request, read=decoder is None)
+        else:
+            response = await self._client.send(http_request, stream=True)  # type: ignore[union-attr]
         if decoder is None or response.status_code >= 400:
             try:
-                await response.aread()  # closes the response once read
+                await response.aread()  # closes the response once read (if not read already)
             except BaseException:
                 with anyio.CancelScope(shield=True):  # even when cancelled mid-read
                     await response.aclose()

@@ -72,6 +72,7 @@ class Pipeline:
         "_loop",
         "_middlewares",
         "_registry",
+        "_secret",
         "_sync_lifespan",
     )
 
@@ -100,6 +101,7 @@ class Pipeline:
         self._lifespan: AsyncExitStack | None = None
         self._sync_lifespan: AbstractContextManager[Pipeline] | None = None
         self._closed = False
+        self._secret: Secret | None = None  # the last api_key= given, as a Secret
         self._frozen = True
 
     @classmethod
@@ -177,7 +179,7 @@ class Pipeline:
             input=input,
             params=params,
             stream=stream,
-            api_key=Secret(api_key) if api_key is not None else None,
+            api_key=self._secret_for(api_key) if api_key is not None else None,
             api_base=api_base,
             api_version=api_version,
             timeout=timeout,
@@ -186,6 +188,16 @@ class Pipeline:
         if claimed is None:
             self._dispatcher.adapter_for(request)  # unknown provider / endpoint: before any I/O
         return request
+
+    def _secret_for(self, api_key: str) -> Secret:
+        """``Secret(api_key)``; the same one as last time for the same key, so what it
+        works out once (its fingerprint, for the cache's namespace) is not redone."""
+        last = self._secret
+        if last is not None and last.reveal() == api_key:
+            return last
+        secret = Secret(api_key)
+        object.__setattr__(self, "_secret", secret)
+        return secret
 
     def _claim(
         self,

@@ -74,18 +74,23 @@ def check_params(params: Mapping[str, Any]) -> None:
 
 
 def check_messages(messages: object) -> None:
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+    # ``type(x) is list/dict/str`` first: the usual shapes skip the ABC checks.
+    if type(messages) is not list and (
+        isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence)
+    ):
         raise _fail("messages must be a list of {'role': ..., 'content': ...} dicts")
     if not messages:
         raise _fail("messages must not be empty")
     for i, message in enumerate(messages):
-        if not isinstance(message, Mapping):
+        if type(message) is not dict and not isinstance(message, Mapping):
             raise _fail(f"messages[{i}] must be a dict, got {type(message).__name__}")
         role = message.get("role")
-        if role not in ROLES:
+        if type(role) is not str or role not in ROLES:
             raise _fail(f"messages[{i}] needs a role, one of {sorted(ROLES)}; got {role!r}")
         content = message.get("content")
-        if content is None:
+        if type(content) is str:
+            pass
+        elif content is None:
             if role != "assistant":
                 raise _fail(f"messages[{i}] ({role}) needs content")
             if not message.get("tool_calls") and not message.get("function_call"):

@@ -134,7 +134,17 @@ def _text_and_reasoning(content: Any) -> tuple[str | None, str | None]:
 
 
 def _reasoning(data: dict[str, Any]) -> str | None:
+    if "reasoning_content" not in data and "reasoning" not in data:
+        return None  # the usual case, without two lookups
     return opt_str(data, "reasoning_content") or opt_str(data, "reasoning")
+
+
+def _usage(data: dict[str, Any]) -> Usage | None:
+    """A reply's or chunk's ``usage``, or Groq's under ``x_groq``."""
+    usage = opt_dict(data, "usage")
+    if not usage:  # absent or empty: Groq's, if any
+        usage = opt_dict(opt_dict(data, "x_groq") or {}, "usage") if "x_groq" in data else None
+    return usage_from(usage)
 
 
 def _tool_call(data: Any) -> ToolCall:
@@ -172,13 +182,12 @@ def chat_response(request: Request, data: Any) -> ChatResponse:
                 logprobs=opt_dict(raw, "logprobs"),
             )
         )
-    usage = opt_dict(data, "usage") or opt_dict(opt_dict(data, "x_groq") or {}, "usage")
     return ChatResponse(
         id=opt_str(data, "id") or "",
         created=opt_int(data, "created") or 0,
         model=opt_str(data, "model") or request.model,
         choices=choices,
-        usage=usage_from(usage),
+        usage=_usage(data),
         system_fingerprint=opt_str(data, "system_fingerprint"),
     )
 
@@ -224,7 +233,7 @@ def chat_chunk(request: Request, data: Any) -> ChatChunk | None:
                 logprobs=opt_dict(raw, "logprobs"),
             )
         )
-    usage = usage_from(opt_dict(data, "usage") or opt_dict(opt_dict(data, "x_groq") or {}, "usage"))
+    usage = _usage(data)
     if not choices and usage is None:
         return None
     return ChatChunk(

@@ -3,8 +3,9 @@
 The reply is chosen by the ``model`` named in the request's JSON body (one
 OpenAI-compatible provider, ``local``, points at it). Runs on the test's own
 event loop (anyio), so it works on asyncio and trio alike. Also the transports
-a pipeline may run on, for tests that run on each (httpx's own, and
-httpx-aiohttp's on asyncio).
+a pipeline may run on, for tests that run on each (httpx's own; on asyncio
+also the pipeline's own aiohttp transport and httpx-aiohttp's, which users
+may inject).
 """
 
 from __future__ import annotations
@@ -22,21 +23,34 @@ import httpx
 
 from providers import OpenAICompatible, ProviderRegistry
 
-# (anyio backend, transport): aiohttp runs on asyncio only.
-TRANSPORTS = [("asyncio", "httpx"), ("asyncio", "aiohttp"), ("trio", "httpx")]
+# (anyio backend, transport): aiohttp runs on asyncio only. "aiohttp" is the
+# pipeline's own transport over aiohttp (its default client's on asyncio).
+TRANSPORTS = [
+    ("asyncio", "httpx"),
+    ("asyncio", "aiohttp"),
+    ("asyncio", "httpx-aiohttp"),
+    ("trio", "httpx"),
+]
+OVER_AIOHTTP = frozenset({"aiohttp", "httpx-aiohttp"})
 
 
 def make_transport(name: str, **limits: int) -> httpx.AsyncBaseTransport:
-    """httpx's own transport, or httpx-aiohttp's, with the given pool limits."""
+    """httpx's own transport, the pipeline's aiohttp one, or httpx-aiohttp's, with
+    the given pool limits."""
     pool = httpx.Limits(**limits) if limits else httpx.Limits()
     if name == "aiohttp":
-        from httpx_aiohttp import AiohttpTransport
+        from pipeline._aiohttp_transport import AiohttpTransport
 
         return AiohttpTransport(limits=pool)
+    if name == "httpx-aiohttp":
+        from httpx_aiohttp import AiohttpTransport as HttpxAiohttpTransport
+
+        return HttpxAiohttpTransport(limits=pool)
     return httpx.AsyncHTTPTransport(limits=pool)
 
 
-def _event(content: str, finish: str | None = None) -> bytes:
+def sse_event(content: str, finish: str | None = None) -> bytes:
+    """One OpenAI-style chunk as an SSE ``data:`` event."""
     chunk = {
         "id": "chatcmpl-l",
         "object": "chat.completion.chunk",
@@ -60,7 +74,7 @@ def response(status: str, body: bytes, content_type: str = "application/json") -
 STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 )
-GOOD_CHUNK = chunk(_event("hello"))
+GOOD_CHUNK = chunk(sse_event("hello"))
 COMPLETION = json.dumps(
     {
         "id": "chatcmpl-l",
@@ -75,7 +89,7 @@ COMPLETION = json.dumps(
 STREAM = (
     STREAM_HEAD
     + GOOD_CHUNK
-    + chunk(_event("", "stop"))
+    + chunk(sse_event("", "stop"))
     + chunk(b"data: [DONE]\n\n")
     + b"0\r\n\r\n"
 )
@@ -168,5 +182,6 @@ async def loopback_server() -> AsyncIterator[int]:
 
 
 def local_registry(port: int) -> ProviderRegistry:
-    return ProviderRegistry([OpenAICompatible(name="local", base_url=f"http://127.0.0.1:{port}/v1")])
-
+    return ProviderRegistry(
+        [OpenAICompatible(name="local", base_url=f"http://127.0.0.1:{port}/v1")]
+    )

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
@@ -27,11 +28,11 @@ if _MISSING:
     pytest.skip(_REASON, allow_module_level=True)
 
 from benchmarks import __main__ as cli
-from benchmarks import analysis, lookup, resolve
+from benchmarks import analysis, breakdown, lookup, resolve
 from benchmarks import run as run_module
 from benchmarks.fresh import run_rounds
 from benchmarks.interleave import interleaved
-from benchmarks.overhead import DEFAULT, RAW, Load, OverheadRow
+from benchmarks.overhead import DEFAULT, RAW, SESSION, Load, OverheadRow
 from benchmarks.replies import STREAM_CHUNKS
 from benchmarks.run import Scale, steps
 from benchmarks.server import LoopbackServer
@@ -141,6 +142,80 @@ def overhead_row(target: str, variant: str, concurrent_rate: float) -> OverheadR
     return OverheadRow(target, variant, flat(100), 1000, concurrent_rate, flat(100))
 
 
+def _goal_rows(
+    over_us: float, hit_us: float, share: float, times: float
+) -> tuple[list[OverheadRow], list[OverheadRow]]:
+    def row(target: str, variant: str, us: float, rate: float) -> OverheadRow:
+        return OverheadRow(target, variant, flat(us), 1000, rate, flat(us))
+
+    ours = [
+        row("own", SESSION, 300, 10_000),
+        row("own", DEFAULT, 300 * times, 10_000 * share),
+    ]
+    rows = [
+        row("mock", RAW, 100, 1),
+        row("mock", DEFAULT, 100 + over_us, 1),
+        row("mock", "cache hit", hit_us, 1),
+        *ours,
+    ]
+    return rows, ours
+
+
+@pytest.mark.parametrize(
+    ("over_us", "hit_us", "share", "times", "verdicts"),
+    [
+        (49.0, 19.0, 0.6, 1.4, ["met"] * 6),
+        (51.0, 21.0, 0.4, 1.6, ["missed"] * 6),
+        (50.0, 20.0, 0.5, 1.5, ["met"] * 6),  # at the limit is within it
+    ],
+)
+def test_each_target_is_met_or_missed_by_its_limit(
+    over_us: float, hit_us: float, share: float, times: float, verdicts: list[str]
+) -> None:
+    rows, short = _goal_rows(over_us, hit_us, share, times)
+    results = attrs.evolve(_empty_results(), overhead=rows, short_streams=short)
+    goals = analysis.goals(results)
+    assert [goal.verdict for goal in goals[:6]] == verdicts
+    assert goals[6].verdict == "missed"  # litellm not in the run
+    assert f"{share:.0%}" in goals[2].measured and f"{times:.2f}x" in goals[3].measured
+
+
+def _empty_results() -> run_module.Results:
+    return run_module.Results(
+        scale="tiny",
+        rounds=1,
+        machine={"litellm": "not installed"},
+        lookup=[],
+        resolve=[],
+        overhead=[],
+        streaming=[],
+        import_ms={},
+        skipped=[],
+        seconds=0.0,
+        default_stack="",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "component"),
+    [
+        ("/x/site-packages/aiohttp/client.py", "_request", "aiohttp"),
+        ("/x/site-packages/httpx/_models.py", "read", "httpx"),
+        ("/repo/pipeline/_dispatch.py", "__call__", "dispatchline pipeline/"),
+        ("/repo/middlewares/cache/_key.py", "cache_key", "dispatchline middlewares/"),
+        ("/usr/lib/python3.11/asyncio/base_events.py", "_run_once", "asyncio (event loop)"),
+        ("/usr/lib/python3.11/json/encoder.py", "encode", "json"),
+        ("~", "<method 'poll' of 'select.epoll' objects>", breakdown.WAITING),
+        ("~", "<method 'send' of '_socket.socket' objects>", "socket syscalls"),
+        ("~", "<built-in method builtins.isinstance>", "C calls (builtins)"),
+    ],
+)
+def test_the_profile_groups_functions_by_where_they_live(
+    path: str, name: str, component: str
+) -> None:
+    assert breakdown.component(path, name) == component
+
+
 @pytest.mark.parametrize(
     ("httpx_rate", "aiohttp_rate", "verdict"),
     [
@@ -236,15 +311,18 @@ async def test_loopback_server_answers_an_openai_chat_request(server: LoopbackSe
     assert body["usage"]["total_tokens"] == 10
 
 
-async def test_loopback_server_streams_100_chunks_then_done(server: LoopbackServer) -> None:
-    body = {"model": "bench-model", "messages": HI, "stream": True}
+@pytest.mark.parametrize(("model", "count"), [("bench-model", 100), ("bench-short", 5)])
+async def test_loopback_server_streams_its_chunks_then_done(
+    server: LoopbackServer, model: str, count: int
+) -> None:
+    body = {"model": model, "messages": HI, "stream": True}
     async with (
         httpx.AsyncClient() as client,
         client.stream("POST", f"{server.base_url}/chat/completions", json=body) as reply,
     ):
         assert reply.headers["content-type"].startswith("text/event-stream")
         events = [line[6:] async for line in reply.aiter_lines() if line.startswith("data: ")]
-    assert len(events) == STREAM_CHUNKS + 1
+    assert len(events) == count + 1
     assert events[-1] == "[DONE]"
     chunks = [json.loads(event) for event in events[:-1]]
     assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
@@ -326,13 +404,53 @@ def test_json_overhead_covers_every_target_and_variant(
     for target in ("mock", "httpx", "own", "aiohttp"):
         for variant in ("raw httpx", "Pipeline([])", "Pipeline.default()"):
             assert (target, variant) in measured
-    assert ("aiohttp", "aiohttp.ClientSession") in measured
+    assert ("own", "aiohttp.ClientSession") in measured
     for row in data["overhead"]:
         assert row["median_us"] > 0 and row["req_per_s"] > 0 and row["concurrent_req_per_s"] > 0
     # The cache hit is measured, or said to be skipped, never silently absent.
     assert ("mock", "cache hit") in measured or any("cache hit" in s for s in data["skipped"])
     assert [row["target"] for row in data["transports"]] == ["httpx", "own", "aiohttp"]
     assert {row["target"] for row in data["streaming"]} == {"mock", "httpx", "aiohttp"}
+    assert [row["variant"] for row in data["short_streams"]] == [
+        "aiohttp.ClientSession",
+        "raw httpx",
+        "Pipeline([])",
+        "Pipeline.default()",
+    ]
+    for row in data["short_streams"]:
+        assert row["median_us"] > 0 and row["concurrent_req_per_s"] > 0
+
+
+def test_json_states_every_target_with_a_verdict(
+    tiny_run: tuple[dict[str, Any], Path, int],
+) -> None:
+    data, _, _ = tiny_run
+    goals = data["goals"]
+    assert len(goals) == 7
+    assert all(goal["verdict"] in ("met", "missed", "not measured") for goal in goals)
+    assert all(goal["verdict"] != "not measured" for goal in goals[:6])  # all measured
+    assert {row["layer"] for row in data["layers"]} == {
+        "Logging",
+        "Cache",
+        "Retry",
+        "ErrorMapping",
+        "Callbacks",
+        "Fallback",
+        "Cache (hit)",
+    }
+    profiled = {row["variant"] for row in data["breakdown"]}
+    assert profiled == {
+        "aiohttp.ClientSession, whole",
+        "Pipeline.default(), whole",
+        "aiohttp.ClientSession, stream",
+        "Pipeline.default(), stream",
+    }
+    ours = {
+        row["component"]
+        for row in data["breakdown"]
+        if row["variant"] == "Pipeline.default(), whole"
+    }
+    assert {"aiohttp", "httpx", "dispatchline pipeline/", "dispatchline middlewares/"} <= ours
 
 
 def test_run_writes_results_and_plot_and_the_bar_completes(

@@ -1,9 +1,10 @@
-"""Every transport failure becomes the right unified error, on httpx's transport and on
-httpx-aiohttp's, and ``timeout=`` bounds each attempt end to end (streams between chunks too).
+"""Every transport failure becomes the right unified error, on httpx's transport, on the
+pipeline's own aiohttp transport and on httpx-aiohttp's, and ``timeout=`` bounds each
+attempt end to end (streams between chunks too).
 
 A raw loopback server sends the exact bytes: a garbage status line, a bad chunk size
-(before and after a good chunk), a reset, a hang. Each case runs on asyncio with both
-transports and on trio with httpx's (aiohttp runs on asyncio only).
+(before and after a good chunk), a reset, a hang. Each case runs on asyncio with every
+transport and on trio with httpx's (aiohttp runs on asyncio only).
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ import pytest
 
 from middlewares import ErrorMapping
 from pipeline import ChatChunk, Pipeline, Stream, errors
-from tests._loopback import TRANSPORTS, local_registry, loopback_server, make_transport
+from tests._loopback import (
+    OVER_AIOHTTP,
+    TRANSPORTS,
+    local_registry,
+    loopback_server,
+    make_transport,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -94,7 +101,7 @@ async def test_a_stream_broken_after_a_good_chunk_fails_mid_stream_promptly(
     with pytest.raises(errors.APIConnectionError) as caught:
         await call(pipe, model, stream=True, chunks=seen)
     assert [chunk.choices[0].delta.content for chunk in seen] == ["hello"]
-    if (transport_name, model) == ("aiohttp", "bad-chunk-after"):
+    if transport_name in OVER_AIOHTTP and model == "bad-chunk-after":
         # aiohttp's C parser drops this error on the floor and its read timeout never
         # fires: the stream would hang forever. Our own deadline ends it.
         assert isinstance(caught.value, errors.TimeoutError)
@@ -225,18 +232,24 @@ async def test_no_connection_leaks_after_many_failing_calls_on_a_real_pool(
 # -- the client a pipeline makes itself: with the [aiohttp] extra, and as users get it without ---
 
 
+MADE = [t for t in TRANSPORTS if t[1] != "httpx-aiohttp"]  # never made by a pipeline itself
+
+
+@pytest.mark.parametrize("backend_and_transport", MADE, ids=[f"{b}-{t}" for b, t in MADE])
 async def test_the_client_a_pipeline_makes_itself_types_failures_alike(
     transport_name: str, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if transport_name == "httpx":  # what users get without the [aiohttp] extra installed
-        monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)
+        monkeypatch.setitem(sys.modules, "aiohttp", None)
     async with (
         loopback_server() as port,
         Pipeline([ErrorMapping()], registry=local_registry(port)) as pipe,
     ):
-        transport = type(pipe._dispatcher.client._transport).__name__
-        assert transport == (
-            "AiohttpTransport" if transport_name == "aiohttp" else "AsyncHTTPTransport"
+        transport = type(pipe._dispatcher.client._transport)
+        assert f"{transport.__module__}.{transport.__name__}" == (
+            "pipeline._aiohttp_transport.AiohttpTransport"
+            if transport_name == "aiohttp"
+            else "httpx.AsyncHTTPTransport"
         )
         for model, expected in (
             ("bad-status", errors.APIConnectionError),

@@ -55,6 +55,8 @@ BAD_CHAT: list[tuple[str, Any, dict[str, Any]]] = [
     ("message not a dict", ["hi"], {}),
     ("message without role", [{"content": "hi"}], {}),
     ("unknown role", [{"role": "robot", "content": "hi"}], {}),
+    ("role of wrong type", [{"role": ["user"], "content": "hi"}], {}),
+    ("messages a tuple of non-dicts", (("user", "hi"),), {}),
     ("user without content", [{"role": "user"}], {}),
     ("content of wrong type", [{"role": "user", "content": 42}], {}),
     ("tool message without id", [{"role": "tool", "content": "x"}], {}),

@@ -112,8 +112,7 @@ async def test_pipeline_closes_the_client_it_made_but_not_an_injected_one() -> N
 
 @pytest.mark.anyio
 async def test_default_client_uses_aiohttp_on_asyncio_only(anyio_backend: str) -> None:
-    from httpx_aiohttp import AiohttpTransport
-
+    from pipeline._aiohttp_transport import AiohttpTransport
     from pipeline._clients import default_client
 
     client = default_client()

@@ -30,6 +30,7 @@ _encode = json.JSONEncoder(
     separators=(",", ":"),
     ensure_ascii=False,
     allow_nan=False,
+    check_circular=False,  # a cycle ends in RecursionError: not cached, as before
     default=_canonical,
 ).encode
 

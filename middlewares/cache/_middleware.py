@@ -6,6 +6,7 @@ What it promises is in the package docstring (:mod:`middlewares.cache`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import anyio
@@ -41,6 +42,7 @@ class _Control:
 
 _DEFAULT = _Control()
 _OPTIONS = frozenset({"ttl", "no_store", "no_cache"})
+_NO_FLIGHTS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _control(value: object) -> _Control | None:
@@ -233,10 +235,9 @@ class Cache:
             return await call_next(request)
         if request.stream:
             return await self._stream(request, call_next, key, control)
-        no_flights: dict[str, _Flight] = {}
+        loop = running_loop()
         while control.read:
-            flights = self._flights.get(running_loop(), no_flights)
-            flight = flights.get(key)
+            flight = self._flights.get(loop, _NO_FLIGHTS).get(key)
             if flight is not None:
                 await flight.wait()
                 if flight.error is not None:
@@ -249,14 +250,13 @@ class Cache:
             entry = await self._get(key)
             if entry is not None:
                 return _as_hit(entry)
-            if key not in self._flights.get(running_loop(), no_flights):  # none started meanwhile
+            if key not in self._flights.get(loop, _NO_FLIGHTS):  # none started meanwhile
                 break
-        return await self._fetch(request, call_next, key, control)
+        return await self._fetch(request, call_next, key, control, loop)
 
     async def _fetch(
-        self, request: Request, call_next: Handler, key: str, control: _Control
+        self, request: Request, call_next: Handler, key: str, control: _Control, loop: object
     ) -> Result:
-        loop = running_loop()
         flights = self._flights.setdefault(loop, {})
         flight = None
         if key not in flights:
