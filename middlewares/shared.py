@@ -40,8 +40,6 @@ What it promises:
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import math
 import time
 import weakref
@@ -52,6 +50,8 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 
 from middlewares._log import logger
+from middlewares._redis_pool import Pool, close_pools
+from middlewares._tasks import spawn
 from pipeline._loops import running_loop
 
 if TYPE_CHECKING:
@@ -83,86 +83,6 @@ def _positive(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
     return float(value)
-
-
-_TASKS: set[asyncio.Task[None]] = set()  # spawned asyncio tasks, until they end
-
-
-def spawn(function: Callable[[], Awaitable[None]], name: str) -> object:
-    """Run ``function()`` as a task of the running event loop's own, one that
-    outlives the caller (a system task under trio), with a context of its own.
-
-    For work that no request should wait for. ``function`` must not raise
-    (under trio, a system task that raises ends the run). Returns asyncio's
-    task (held here until it ends: asyncio holds its tasks weakly), or None
-    under trio.
-    """
-    context = contextvars.Context()
-    loop = running_loop()
-    if isinstance(loop, asyncio.AbstractEventLoop):
-        task = loop.create_task(_awaited(function), name=name, context=context)
-        _TASKS.add(task)
-        task.add_done_callback(_TASKS.discard)
-        return task
-    import trio
-
-    trio.lowlevel.spawn_system_task(function, name=name, context=context)
-    return None
-
-
-async def _awaited(function: Callable[[], Awaitable[None]]) -> None:
-    await function()
-
-
-class _Pool:
-    """One event loop's client, held open by a task on that loop until ``stop``."""
-
-    __slots__ = ("client", "closed", "loop", "pools", "ready", "stop", "task")
-
-    def __init__(self, client: Any, loop: object, pools: dict[object, _Pool]) -> None:
-        self.client = client
-        self.loop = loop
-        self.pools = pools  # where it is filed, until it closes
-        self.ready = anyio.Event()
-        self.stop = anyio.Event()
-        self.closed = anyio.Event()
-        self.task: object = None  # asyncio's task handle, kept so it is not collected
-
-    async def own(self) -> None:
-        try:
-            async with self.client:
-                self.ready.set()
-                await self.stop.wait()
-        except Exception as exc:  # the pool broke: the next operation opens a new one
-            logger().debug("redis.pool_closed", error=type(exc).__name__)
-        finally:
-            self.ready.set()
-            self.closed.set()
-            if self.pools.get(self.loop) is self:
-                del self.pools[self.loop]
-
-    def start(self) -> None:
-        # The pool outlives the request that opened it.
-        self.task = spawn(self.own, "dispatchline-redis")
-
-    def close_soon(self, *, here: bool = True) -> None:
-        """Ask the pool to close, from any thread (``here=False``: never directly,
-        as from a garbage collector's finalizer)."""
-        loop = self.loop
-        try:
-            if here and loop is running_loop():
-                self.stop.set()
-            elif isinstance(loop, asyncio.AbstractEventLoop):
-                loop.call_soon_threadsafe(self.stop.set)
-            else:
-                loop.run_sync_soon(self.stop.set)  # type: ignore[attr-defined]
-        except RuntimeError:  # that loop has ended, and its pool with it
-            pass
-
-
-def _close_pools(pools: dict[object, _Pool]) -> None:
-    for pool in list(pools.values()):
-        pool.close_soon(here=False)
 
 
 class SharedRedis:
@@ -225,9 +145,9 @@ class SharedRedis:
         self._warn_interval = _positive(warn_interval, "warn_interval")
         self._max_connections = max_connections
         self._clock = clock
-        self._pools: dict[object, _Pool] = {}
+        self._pools: dict[object, Pool] = {}
         # Dropped without aclose() (a pipeline rebuilt and forgotten): its pools close.
-        weakref.finalize(self, _close_pools, self._pools)
+        weakref.finalize(self, close_pools, self._pools)
         self._failing = False  # the last operation failed: Redis is out
         self._down_until = 0.0  # while failing: no operation before this
         self._probing = False  # while failing: one operation is finding out
@@ -305,7 +225,7 @@ class SharedRedis:
         loop = running_loop()
         pool = self._pools.get(loop)
         if pool is None or pool.closed.is_set():
-            pool = self._pools[loop] = _Pool(self._new_client(), loop, self._pools)
+            pool = self._pools[loop] = Pool(self._new_client(), loop, self._pools)
             pool.start()
         if not pool.ready.is_set():
             await pool.ready.wait()

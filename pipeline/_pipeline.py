@@ -1,4 +1,7 @@
-"""The Pipeline: builds requests, runs them through the bound chain, async and sync."""
+"""The Pipeline: builds requests, runs them through the bound chain, async and sync.
+
+Its lifetime (closing, ``async with`` / ``with``) is in :mod:`pipeline._lifetime`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import importlib
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, AsyncExitStack
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import httpx
@@ -15,6 +17,7 @@ from pipeline import _validate as check
 from pipeline import errors
 from pipeline._chain import Handler, Middleware, bind, describe
 from pipeline._dispatch import Dispatcher, Result
+from pipeline._lifetime import Lifetime, closed_error
 from pipeline._request import Endpoint, Request
 from pipeline._resolve import ProviderNames, resolve_target
 from pipeline._responses import (
@@ -27,7 +30,7 @@ from pipeline._responses import (
 )
 from pipeline._secrets import Secret
 from pipeline._streams import Stream, SyncStream
-from pipeline._sync import LoopThread, in_event_loop
+from pipeline._sync import LoopThread
 
 if TYPE_CHECKING:
     from pipeline.adapter import Adapter
@@ -50,7 +53,7 @@ def _default_registry() -> Registry:
 _EMPTY: Mapping[str, Any] = {}
 
 
-class Pipeline:
+class Pipeline(Lifetime):
     """A bound chain of middlewares ending in the dict-dispatch terminal.
 
     ``middlewares`` are ``async (request, call_next)`` callables, outermost
@@ -218,7 +221,7 @@ class Pipeline:
     async def send(self, request: Request) -> Result:
         """Run an already built request through the chain."""
         if self._closed:
-            raise _closed_error()
+            raise closed_error()
         start = time.perf_counter()
         result = await self._handler(request)
         result.latency = time.perf_counter() - start
@@ -297,7 +300,7 @@ class Pipeline:
 
     def _sync(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         if self._closed:  # before the loop thread would start again
-            raise _closed_error()
+            raise closed_error()
 
         def run() -> Any:
             return method(*args, **kwargs)
@@ -349,103 +352,3 @@ class Pipeline:
 
     def speech(self, model: str, input: str, **kwargs: Any) -> SpeechResponse:
         return self._sync(self.aspeech, model, input, **kwargs)  # type: ignore[no-any-return]
-
-    # -- lifetime ----------------------------------------------------------
-    #
-    # Like httpx's clients: usable at once (clients are made on first use),
-    # optionally entered with ``async with`` / ``with`` (which also enters every
-    # middleware that is an async context manager), closed once, never reopened.
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def aclose(self) -> None:
-        """Close the HTTP clients this pipeline made (an injected one stays open),
-        each on the event loop it belongs to, and stop the sync facade's loop
-        thread. Safe to call twice; using the pipeline afterwards raises
-        :class:`errors.PipelineClosedError`."""
-        if self._closed:
-            return
-        object.__setattr__(self, "_closed", True)
-        await self._dispatcher.aclose()
-        if self._loop.running and not self._loop.is_current():
-            from anyio.to_thread import run_sync
-
-            await run_sync(self._loop.stop)
-
-    def close(self) -> None:
-        """Sync twin of :meth:`aclose`, for code that runs no event loop."""
-        if in_event_loop():
-            raise errors.SyncInEventLoopError(
-                "Pipeline.close() was called inside a running event loop; await aclose()"
-            )
-        if not self._closed:
-            if self._loop.running:
-                self._loop.call(self.aclose)
-            else:
-                object.__setattr__(self, "_closed", True)
-                self._dispatcher.close()
-        self._loop.stop()
-
-    async def __aenter__(self) -> Pipeline:
-        """Enter every middleware that is an async context manager, outermost first
-        (a middleware that runs background work owns its task group there); they
-        are exited, innermost first, when the block ends, then the pipeline closes."""
-        if self._closed:
-            raise _closed_error()
-        if self._lifespan is not None:
-            raise RuntimeError("this pipeline is already open in an `async with` block")
-        stack = AsyncExitStack()
-        async with stack:
-            for layer in self._middlewares:
-                if hasattr(layer, "__aenter__") and hasattr(layer, "__aexit__"):
-                    await stack.enter_async_context(layer)  # type: ignore[arg-type]
-            object.__setattr__(self, "_lifespan", stack.pop_all())
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack = self._lifespan
-        object.__setattr__(self, "_lifespan", None)
-        try:
-            if stack is not None:
-                await stack.__aexit__(exc_type, exc, tb)
-        finally:
-            await self.aclose()
-
-    def __enter__(self) -> Pipeline:
-        """Sync twin of ``async with``: middlewares that are async context managers
-        are entered on the sync facade's loop thread, in one task that lives
-        until ``__exit__`` (so background callbacks work from sync code too)."""
-        if self._closed:
-            raise _closed_error()
-        if any(hasattr(layer, "__aenter__") for layer in self._middlewares):
-            lifespan = self._loop.portal().wrap_async_context_manager(self)
-            lifespan.__enter__()
-            object.__setattr__(self, "_sync_lifespan", lifespan)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        lifespan = self._sync_lifespan
-        object.__setattr__(self, "_sync_lifespan", None)
-        try:
-            if lifespan is not None:
-                lifespan.__exit__(exc_type, exc, tb)  # closes the pipeline on its loop thread
-        finally:
-            self.close()
-
-
-def _closed_error() -> errors.PipelineClosedError:
-    return errors.PipelineClosedError(
-        "this pipeline has been closed; build a new one (a closed pipeline does not reopen)"
-    )

@@ -173,15 +173,16 @@ def test_each_target_is_met_or_missed_by_its_limit(
     over_us: float, hit_us: float, share: float, times: float, verdicts: list[str]
 ) -> None:
     rows, short = _goal_rows(over_us, hit_us, share, times)
-    results = attrs.evolve(_empty_results(), overhead=rows, short_streams=short)
+    results = empty_results(overhead=rows, short_streams=short)
     goals = analysis.goals(results)
     assert [goal.verdict for goal in goals[:6]] == verdicts
     assert goals[6].verdict == "missed"  # litellm not in the run
     assert f"{share:.0%}" in goals[2].measured and f"{times:.2f}x" in goals[3].measured
 
 
-def _empty_results() -> run_module.Results:
-    return run_module.Results(
+def empty_results(**changes: Any) -> run_module.Results:
+    """A benchmark run that measured nothing (``changes`` set any field)."""
+    empty = run_module.Results(
         scale="tiny",
         rounds=1,
         machine={"litellm": "not installed"},
@@ -194,6 +195,7 @@ def _empty_results() -> run_module.Results:
         seconds=0.0,
         default_stack="",
     )
+    return attrs.evolve(empty, **changes)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import benchmarks.soak as soak
 from benchmarks.__main__ import main as cli
 from benchmarks.record import write_record
 from benchmarks.soak_report import BEGIN, END, Run, kept_section, record_runs
+from tests.test_benchmarks import empty_results
 
 TINY = soak.Scale("quick", (("asyncio", 80, 20), ("trio", 40, 10)), rounds=2)
 
@@ -64,27 +65,13 @@ def test_the_soak_section_is_replaced_by_the_soak_and_kept_by_the_benchmarks(
 
 
 def test_recording_the_benchmarks_keeps_the_soak_section(tmp_path: Path) -> None:
-    from benchmarks.run import Results
-
     results = tmp_path / "RESULTS.md"
     results.write_text("# old\n", encoding="utf-8")
     run = Run(backend="trio", requests=1, concurrency=1, outcomes=Counter({("plain", "ok"): 1}))
     record_runs([run], seed=5, path=results)
     plot = tmp_path / "plot.png"
     plot.write_bytes(b"\x89PNG")
-    empty = Results(
-        scale="full",
-        rounds=1,
-        machine={"cores": "2"},
-        lookup=[],
-        resolve=[],
-        overhead=[],
-        streaming=[],
-        import_ms={},
-        skipped=[],
-        seconds=60.0,
-        default_stack="",
-    )
+    empty = empty_results(scale="full", machine={"cores": "2"}, seconds=60.0)
     write_record(empty, [], plot, folder=tmp_path)
     text = results.read_text(encoding="utf-8")
     assert "# old" not in text and text.startswith("# Benchmark results")

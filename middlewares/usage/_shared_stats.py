@@ -37,7 +37,7 @@ from middlewares._log import logger
 from middlewares.shared import RedisBacked, RedisUnavailable, SharedRedis, script, spawn
 
 if TYPE_CHECKING:
-    from middlewares.usage.stats import Tally
+    from middlewares.usage._tally import Tally
 
 __all__ = ["SharedStats", "Totals"]
 
@@ -128,7 +128,7 @@ def _delta(now: Numbers, sent: Numbers) -> list[str]:
 def tally_of(fields: Mapping[bytes, bytes]) -> Tally:
     """A tally rebuilt from its Redis hash."""
     from middlewares.usage._sketch import Sketch
-    from middlewares.usage.stats import Tally
+    from middlewares.usage._tally import Tally
 
     text = {k.decode(): v.decode() for k, v in fields.items()}
     tally = Tally(text.pop("provider", ""), text.pop("model", ""), Sketch)
