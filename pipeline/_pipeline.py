@@ -109,8 +109,11 @@ class Pipeline(Lifetime):
 
     @classmethod
     def default(cls, **options: Any) -> Pipeline:
-        """The recommended stack: Logging, Callbacks, Cache, Fallback, Retry, ErrorMapping.
+        """The recommended stack: Logging, Cache, Retry, ErrorMapping, and what you add.
 
+        Outermost first: Logging, Telemetry, Stats, Callbacks, Cache, Fallback,
+        Router, Budget(s), Costs, Retry, ErrorMapping; the optional ones only when
+        given (``middlewares.default_stack`` says which options add what).
         Takes ``registry=``, ``http_client=``, ``sync_backend=`` and
         ``drop_params=`` like the constructor; every other option goes to
         ``middlewares.default_stack``.
