@@ -51,7 +51,7 @@ from gateway._reader import Table
 from gateway._redis import RedisLink
 from middlewares.router import STRATEGIES, CircuitBreaker, Deployment, Hedge, Router, RoutingRule
 from middlewares.router._deployments import build_groups
-from middlewares.state import MemoryState, RedisState, State
+from middlewares.state import MemoryState, State
 
 __all__ = ["read_router"]
 
@@ -270,6 +270,8 @@ def _state(redis: RedisLink | None) -> Callable[[], State]:
     """The router's state: in this process, or in ``[redis]`` when it shares ``router``."""
     if redis is None or not redis.shares("router"):
         return MemoryState
+
+    from middlewares.state import RedisState  # needs [redis], which a [redis] section asks for
 
     def shared() -> State:
         return RedisState(redis.redis, prefix=redis.settings.prefix)

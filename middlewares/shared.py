@@ -40,6 +40,7 @@ What it promises:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 import weakref
@@ -56,9 +57,16 @@ from pipeline._loops import running_loop
 
 if TYPE_CHECKING:
     import coredis
-    from coredis.commands.script import Script
 
-__all__ = ["RedisBacked", "RedisUnavailable", "RedisUser", "SharedRedis", "script", "spawn"]
+__all__ = [
+    "LuaScript",
+    "RedisBacked",
+    "RedisUnavailable",
+    "RedisUser",
+    "SharedRedis",
+    "script",
+    "spawn",
+]
 
 T = TypeVar("T")
 _SCHEMES = ("redis", "rediss", "unix")
@@ -274,7 +282,7 @@ class RedisUser:
         """``await operation(client)`` (a ``coredis.Redis``), or :class:`RedisUnavailable`."""
         return await self.redis.run(self, operation)
 
-    async def eval(self, script: Script[bytes], keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def eval(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a Lua script: EVALSHA, one round trip (loaded first when the server
         lacks it: a restarted Redis has forgotten every script)."""
 
@@ -284,17 +292,32 @@ class RedisUser:
             try:
                 return await client.evalsha(script.sha, keys=keys, args=args)
             except NoScriptError:
-                await client.script_load(script.script)
+                await client.script_load(script.source)
                 return await client.evalsha(script.sha, keys=keys, args=args)
 
         return await self.redis.run(self, evalsha)
 
 
-def script(source: str) -> Script[bytes]:
-    """A Lua script, for :meth:`RedisUser.eval` (sent as EVALSHA by its digest)."""
-    from coredis.commands.script import Script
+class LuaScript:
+    """A Lua script and the SHA1 digest Redis knows it by (``EVALSHA``).
 
-    return Script(script=source)
+    Made at import time by the modules that use Redis, so it needs nothing
+    from coredis: ``import middlewares`` works without the ``[redis]`` extra.
+    """
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"LuaScript(sha={self.sha!r})"
+
+
+def script(source: str) -> LuaScript:
+    """A Lua script, for :meth:`RedisUser.eval` (sent as EVALSHA by its digest)."""
+    return LuaScript(source)
 
 
 class RedisBacked:

@@ -12,6 +12,8 @@ import pytest
 
 from tests._gateway_process import GatewayProcess, dispatchline
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -107,3 +109,21 @@ def test_hash_key_prints_an_entry_for_the_config() -> None:
     assert result.returncode == 0
     assert 'sha256 = "' in result.stdout
     assert "sk-abc" not in result.stdout
+
+
+@pytest.mark.parametrize("blocked", ["coredis", "genai_prices", "ddsketch", "opentelemetry"])
+def test_the_gateway_runs_with_its_own_extra_alone(blocked: str) -> None:
+    """`pip install dispatchline[gateway]` is enough for a config that asks for no other extra."""
+    code = (
+        f"import sys; sys.modules[{blocked!r}] = None\n"
+        "from gateway import create_app\n"
+        "app = create_app(config='gateway/demo.toml')\n"
+        "sys.argv = ['dispatchline', 'check-config', 'gateway/demo.toml']\n"
+        "from gateway._entry import main\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
