@@ -8,6 +8,9 @@ every body through a task and a channel). Per request it:
 - outside the public routes (probes, metrics), authenticates the caller
   against the current generation's keys, answering every failure with the
   same 401 body;
+- refuses a body over ``[server] max_body_bytes`` with 413: at once when its
+  ``content-length`` says so, else when the bytes read cross the limit (a
+  chunked upload), before the route has parsed any of it;
 - takes the current generation for the whole request, a stream included, and
   gives it back when the response has been sent, so a reload waits for it.
 """
@@ -35,6 +38,35 @@ SCOPE_KEY = "dispatchline.call"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 UNAUTHORIZED = body("Invalid or missing API key.", "invalid_request_error", "invalid_api_key")
+
+
+def too_large(limit: int) -> dict[str, Any]:
+    message = f"The request body is larger than this gateway accepts ({limit} bytes)."
+    return body(message, "invalid_request_error", "request_too_large")
+
+
+class BodyTooLarge(Exception):
+    """A body without ``content-length`` grew past the limit while it was read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+def capped(receive: Receive, limit: int) -> Receive:
+    """``receive``, raising :class:`BodyTooLarge` once the body passes ``limit`` bytes."""
+    seen = 0
+
+    async def receive_capped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return receive_capped
 
 
 @attrs.define(slots=True)
@@ -107,6 +139,13 @@ class Guard:
         if key is None:
             headers = [id_header, (b"www-authenticate", b"Bearer")]
             await send_json(send, 401, _json(UNAUTHORIZED), headers)
+            return
+        limit = generation.server.max_body_bytes
+        length = _header(scope, b"content-length")
+        if length is None:
+            receive = capped(receive, limit)
+        elif not length.isdigit() or int(length) > limit:
+            await send_json(send, 413, _json(too_large(limit)), [id_header])
             return
         call = Call(request_id, generation.acquire(), key, Disconnect(self.gateway.spawn))
         scope[SCOPE_KEY] = call

@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from gateway import _ops, _seed
 from gateway._errors import answer
-from gateway._guard import Guard
+from gateway._guard import BodyTooLarge, Guard, too_large
 from gateway._openai import (
     chat_completions,
     embeddings,
@@ -74,6 +74,11 @@ ROUTES: list[BaseRoute] = [
 async def _dispatch_error(request: Request, exc: Exception) -> Response:
     found = answer(exc)
     return JSONResponse(found.body, found.status, found.headers)
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BodyTooLarge)
+    return JSONResponse(too_large(exc.limit), 413)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -126,6 +131,7 @@ def create_app(
         middleware=[Middleware(Guard, gateway=gateway)],
         exception_handlers={
             errors.DispatchError: _dispatch_error,
+            BodyTooLarge: _too_large,
             HTTPException: _http_error,
         },
         lifespan=lifespan,

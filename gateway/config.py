@@ -9,6 +9,7 @@
     keys_file = "keys.toml"         # virtual keys, beside this file unless absolute
     graceful_timeout = 30           # seconds in-flight requests get at shutdown or reload
     ping_interval = 15              # seconds of silence before an SSE comment ping
+    max_body_bytes = 67108864       # a larger request body is refused with 413 (64 MiB)
 
     [providers.openai]              # a registered provider: its settings
     api_key = "${OPENAI_API_KEY}"
@@ -81,6 +82,9 @@ from pipeline import Pipeline, Secret
 __all__ = ["MASTER_KEY_ENV", "Config", "ConfigError", "ServerConfig", "load_config", "parse_config"]
 
 MASTER_KEY_ENV = "DISPATCHLINE_MASTER_KEY"  # the master key when the file names none
+# The largest request body the gateway reads: OpenAI's own limits (a 25 MB audio
+# upload, 50 MB of images in one chat request) with room for their encoding.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 @attrs.frozen(kw_only=True)
@@ -91,6 +95,7 @@ class ServerConfig:
     keys: tuple[VirtualKey, ...] = ()
     graceful_timeout: float = 30.0
     ping_interval: float = 15.0
+    max_body_bytes: int = MAX_BODY_BYTES
 
     @property
     def has_auth(self) -> bool:
@@ -145,6 +150,7 @@ def _read_server(table: Table, context: Context) -> Mapping[str, Any]:
         keys=tuple(keys),
         graceful_timeout=table.number("graceful_timeout", 30.0),
         ping_interval=table.number("ping_interval", 15.0),
+        max_body_bytes=table.integer("max_body_bytes", MAX_BODY_BYTES),
     )
     table.done()
     return {}

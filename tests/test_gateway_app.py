@@ -353,3 +353,28 @@ async def test_router_groups_and_stats_are_found_in_the_pipeline() -> None:
         assert payload["targets"]["up/m"]["requests"] == 1
         assert payload["targets"] == stats.snapshot().to_dict()["targets"]
         assert payload["total_requests"] >= 1
+
+
+@pytest.mark.anyio
+async def test_a_body_over_the_limit_is_refused_before_it_is_read() -> None:
+    config = parse_config({"server": {"max_body_bytes": 2000}, "middlewares": {"logging": False}})
+    large = json.dumps({"model": "mock/echo", "messages": HI, "user": "x" * 5000}).encode()
+    async with serving(create_app(config=config)) as client:
+        refusals = [
+            # content-length says so: refused before anything is read
+            await client.post("/v1/chat/completions", content=large),
+            # chunked, no content-length: refused once the bytes read pass 2000
+            await client.post("/v1/chat/completions", content=_Pieces(large[:1500], large[1500:])),
+            await client.post(
+                "/v1/audio/transcriptions",
+                files={"file": ("clip.wav", b"RIFF" + b"0" * 4000, "audio/wav")},
+                data={"model": "mock/w"},
+            ),
+        ]
+        for refused in refusals:
+            assert refused.status_code == 413, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "request_too_large" and "(2000 bytes)" in error["message"]
+            assert refused.headers["x-request-id"]
+        ok = await client.post("/v1/chat/completions", json={"model": "mock/echo", "messages": HI})
+        assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"] == "echo: hi"

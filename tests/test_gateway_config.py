@@ -19,6 +19,7 @@ master_key = "${GW_MASTER}"
 keys_file = "keys.toml"
 graceful_timeout = 5
 ping_interval = 10
+max_body_bytes = 1048576
 
 [[server.keys]]
 name = "inline"
@@ -71,12 +72,13 @@ def _write(folder: Path, text: str, name: str = "gw.toml") -> Path:
 def test_a_full_config_loads_and_builds_its_pipeline(tmp_path: Path, env: None) -> None:
     config = load_config(_write(tmp_path, FULL))
     server = config.server
-    assert (server.host, server.port, server.graceful_timeout, server.ping_interval) == (
-        "127.0.0.1",
-        4100,
-        5.0,
-        10.0,
-    )
+    assert (
+        server.host,
+        server.port,
+        server.graceful_timeout,
+        server.ping_interval,
+        server.max_body_bytes,
+    ) == ("127.0.0.1", 4100, 5.0, 10.0, 1048576)
     assert server.master_key is not None and server.master_key.reveal() == "sk-master-env"
     assert [k.name for k in server.keys] == ["inline", "from-file"]
     assert server.keys[0].sha256 == hashlib.sha256(b"sk-team-default").digest()
@@ -113,6 +115,7 @@ def test_json_reads_the_same_as_toml(tmp_path: Path) -> None:
         ("[server]\nprot = 1\n", 2, "server.prot: unknown key (did you mean 'port'?)"),
         ("[sever]\n", 1, "sever: unknown key (did you mean 'server'?)"),
         ("[server]\nport = 70000\n", 2, "server.port: expected an integer from 1 to 65535"),
+        ("[server]\nmax_body_bytes = 0\n", 2, "server.max_body_bytes: expected an integer from 1"),
         (
             '[server]\nmaster_key = "${NOT_SET_ANYWHERE}"\n',
             2,
