@@ -4,9 +4,12 @@ A pooled ``httpx.AsyncClient`` belongs to the event loop that opened its
 connections. One pipeline may serve several loops: the sync facade's loop
 thread, the application's own loop, a second ``asyncio.run``, threads that
 each run a loop. Each gets its own client, made on first use under a lock.
-Closing closes every client on its own loop while that loop still runs; a
-client whose loop has already ended is dropped (its loop is gone, and with
-it every task that could use the client).
+Closing closes every client on its own loop while that loop still runs. A
+loop that ends first closes its client as it ends: each client is watched
+by an async generator started on its loop, and event loops close the async
+generators still open when they finish (``asyncio.run``, ``anyio.run`` and
+``trio.run`` all do), so a script that runs one pipeline through several
+``asyncio.run`` calls leaves no connection open behind it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import sys
 import threading
 import weakref
+from collections.abc import AsyncGenerator
 from contextlib import suppress
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
@@ -89,14 +93,31 @@ def _running(loop: Any) -> bool:
 
 
 class _Own:
-    """The client made for one loop, and its transport when requests may go to it directly."""
+    """The client made for one loop, its transport when requests may go to it
+    directly, and the async generator that closes it (see the module docstring)."""
 
-    __slots__ = ("client", "direct", "token")
+    __slots__ = ("client", "direct", "token", "watch")
 
     def __init__(self, token: EventLoopToken, client: httpx.AsyncClient) -> None:
         self.token = token
         self.client = client
         self.direct = _DIRECT.get(client)
+        self.watch = _closes(client)
+        # Run it to its yield now, on this loop, so that the loop counts it among
+        # its async generators, to close when it ends. It awaits nothing before.
+        with suppress(StopIteration):
+            self.watch.__anext__().send(None)
+
+    async def aclose(self) -> None:
+        await self.watch.aclose()
+
+
+async def _closes(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    """Waits at its yield; closes ``client`` once closed, by us or by its loop's end."""
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 class LoopClients:
@@ -139,40 +160,41 @@ class LoopClients:
                 from anyio.lowlevel import current_token
 
                 for ended in [k for k in self._by_loop if not _running(k)]:
-                    del self._by_loop[ended]  # its loop is gone: nothing can use it again
+                    del self._by_loop[ended]  # its loop is gone, and closed its client
                 own = self._by_loop[loop] = _Own(current_token(), default_client())
             self._last = (loop, own)
         return own
 
-    def _take_all(self) -> list[tuple[Any, EventLoopToken, httpx.AsyncClient]]:
+    def _take_all(self) -> list[tuple[Any, _Own]]:
         with self._lock:
             self._closed = True
             self._last = None
-            taken = [(loop, own.token, own.client) for loop, own in self._by_loop.items()]
+            taken = list(self._by_loop.items())
             self._by_loop.clear()
         return taken
 
     async def aclose(self) -> None:
-        """Close every client: this loop's here, each other one on its own loop."""
+        """Close every client: this loop's here, each other one on its own loop
+        (one whose loop has ended was closed as it ended)."""
         here = running_loop()
-        for loop, token, client in self._take_all():
+        for loop, own in self._take_all():
             if loop is here:
-                await client.aclose()
+                await own.aclose()
             elif _running(loop):
                 from anyio.to_thread import run_sync
 
-                await run_sync(partial(_close_on, token, client))
+                await run_sync(partial(_close_on, own))
 
     def close(self) -> None:
         """:meth:`aclose`, from a thread that runs no event loop."""
-        for loop, token, client in self._take_all():
+        for loop, own in self._take_all():
             if _running(loop):
-                _close_on(token, client)
+                _close_on(own)
 
 
-def _close_on(token: EventLoopToken, client: httpx.AsyncClient) -> None:
-    """Close ``client`` on the loop ``token`` names, from another thread; waits."""
+def _close_on(own: _Own) -> None:
+    """Close ``own``'s client on its loop, from another thread; waits."""
     from anyio.from_thread import run
 
-    with suppress(anyio.RunFinishedError):  # that loop ended meanwhile
-        run(client.aclose, token=token)
+    with suppress(anyio.RunFinishedError):  # that loop ended meanwhile (and closed it)
+        run(own.aclose, token=own.token)

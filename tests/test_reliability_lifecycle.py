@@ -231,9 +231,10 @@ def test_several_threads_each_running_a_loop_get_a_client_each_all_closed(
         lambda: anyio.run(use, backend="trio"),
     )
     assert len(clients.made) == 4  # one per loop, none replaced, none shared
+    assert clients.closed == [True] * 4  # each loop closed its client as it ended
 
     # A loop still running in another thread when the pipeline closes: its client is
-    # closed on that loop. (The four loops above have ended: their clients went with them.)
+    # closed on that loop.
     closing = threading.Event()
 
     async def live() -> None:
@@ -250,6 +251,28 @@ def test_several_threads_each_running_a_loop_get_a_client_each_all_closed(
     assert clients.closed[4] is True
     with pytest.raises(errors.PipelineClosedError):
         asyncio.run(pipe.acompletion("net/m", HI))
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_pipeline_run_through_several_loops_in_turn_leaves_no_client_open(
+    clients: Clients, backend: str
+) -> None:
+    pipe = networked()
+
+    async def use() -> None:
+        await pipe.acompletion("net/m", HI)
+
+    for _ in range(3):
+        anyio.run(use, backend=backend)  # a script's asyncio.run(...) per call
+    assert clients.closed == [True, True, True]
+
+    async def use_and_close() -> None:
+        await use()
+        assert clients.closed == [True, True, True, False]
+        await pipe.aclose()
+
+    anyio.run(use_and_close, backend=backend)
+    assert clients.closed == [True] * 4
 
 
 def test_single_flight_waits_only_within_one_event_loop() -> None:
