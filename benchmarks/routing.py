@@ -23,8 +23,7 @@ from typing import Any
 
 import attrs
 
-from benchmarks.interleave import interleaved
-from benchmarks.overhead import Load, Tally, messages, sequential
+from benchmarks.overhead import Load, Tally, messages, sequential, sequential_rounds
 from benchmarks.stats import Summary, summarize
 from benchmarks.targets import API_KEY, MODEL, MODEL_NAME, PROVIDER, mock_target
 from middlewares import Deployment, ErrorMapping, Router
@@ -85,14 +84,7 @@ async def _pipeline_rounds(load: Load) -> dict[str, list[Tally]]:
     try:
         for call in calls.values():
             await sequential(call, 50, 0.0)  # warm up
-        rounds = load.rounds
-        return await interleaved(
-            calls,
-            rounds,
-            lambda call: sequential(
-                call, -(-load.sequential_requests // rounds), load.sequential_seconds / rounds
-            ),
-        )
+        return await sequential_rounds(calls, load)
     finally:
         await client.aclose()
 

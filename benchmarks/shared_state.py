@@ -42,8 +42,7 @@ from typing import Any
 import anyio
 import attrs
 
-from benchmarks.interleave import interleaved
-from benchmarks.overhead import Load, Tally, messages, sequential
+from benchmarks.overhead import Load, Tally, messages, sequential, sequential_rounds
 from benchmarks.stats import Summary, summarize
 from benchmarks.targets import API_KEY, MODEL, mock_target
 from middlewares import Budget, Cache, Deployment, ErrorMapping, MemoryCache, Router, Stats
@@ -242,13 +241,7 @@ async def _latencies(url: str, load: Load) -> tuple[Summary, list[Added]]:
         calls = await _variants(redis, stack)
         for call in calls.values():
             await sequential(call, 50, 0.0)  # warm up: connections, scripts loaded
-        rounds = load.rounds
-        per_round = -(-load.sequential_requests // rounds)
-        tallies = await interleaved(
-            calls,
-            rounds,
-            lambda call: sequential(call, per_round, load.sequential_seconds / rounds),
-        )
+        tallies = await sequential_rounds(calls, load)
         trips = {name: await _round_trips(redis, name, calls[name]) for name in calls}
         ping = await _ping(url, max(load.sequential_requests, 50))
     added = []
