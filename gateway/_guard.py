@@ -4,7 +4,11 @@ A plain ASGI callable (never Starlette's BaseHTTPMiddleware, which re-streams
 every body through a task and a channel). Per request it:
 
 - picks the request id (the caller's ``x-request-id`` when it is sane, else a
-  new one) and adds ``x-request-id`` to the response, whatever the route;
+  new one) and adds ``x-request-id`` to the response, whatever the route; it
+  is bound as ``x_request_id`` with ``structlog.contextvars`` while the
+  request runs, so every log line of it (the Logging layer's ``llm.request``
+  included) carries it where ``merge_contextvars`` is configured, as
+  ``dispatchline serve`` does;
 - outside the public routes (probes, metrics), authenticates the caller
   against the current generation's keys, answering every failure with the
   same 401 body;
@@ -25,6 +29,7 @@ from typing import Any
 
 import attrs
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from gateway._auth import VirtualKey
 from gateway._errors import body
@@ -152,9 +157,11 @@ class Guard:
         gateway = self.gateway
         gateway.requests += 1
         gateway.last_request = time.time()
+        bound = bind_contextvars(x_request_id=request_id)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            reset_contextvars(**bound)
             generation.keyring.charge(key, call.cost)
             generation.release()
             if call.failed or status >= 400:

@@ -378,3 +378,30 @@ async def test_a_body_over_the_limit_is_refused_before_it_is_read() -> None:
             assert refused.headers["x-request-id"]
         ok = await client.post("/v1/chat/completions", json={"model": "mock/echo", "messages": HI})
         assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"] == "echo: hi"
+
+
+@pytest.mark.anyio
+async def test_the_request_id_is_on_the_pipelines_log_lines() -> None:
+    from structlog.contextvars import merge_contextvars
+    from structlog.testing import capture_logs
+
+    config = parse_config({"middlewares": {"cache": False}})  # Logging on, as by default
+    body = {"model": "mock/echo", "messages": HI}
+    async with serving(create_app(config=config)) as client:
+        with capture_logs(processors=[merge_contextvars]) as logs:
+            whole = await client.post(
+                "/v1/chat/completions", json=body, headers={"x-request-id": "req-whole-1"}
+            )
+            streamed = await client.post(
+                "/v1/chat/completions",
+                json={**body, "stream": True},
+                headers={"x-request-id": "req-stream-2"},
+            )
+            chosen = await client.post("/v1/chat/completions", json=body)
+    assert whole.status_code == streamed.status_code == chosen.status_code == 200
+    events = [e for e in logs if e["event"] == "llm.request"]
+    assert [(e["x_request_id"], e["stream"]) for e in events] == [
+        ("req-whole-1", False),
+        ("req-stream-2", True),
+        (chosen.headers["x-request-id"], False),
+    ]
