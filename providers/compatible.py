@@ -80,6 +80,11 @@ MISTRAL_CHAT = ParamPolicy(
 GROQ_CHAT = ParamPolicy(
     others="send", refuse={"logprobs", "top_logprobs", "logit_bias"}, only={"n": 1}
 )
+# Cerebras' "OpenAI Compatibility" page (inference-docs.cerebras.ai/resources/openai),
+# "Currently Unsupported OpenAI Features": these answer 400.
+CEREBRAS_CHAT = ParamPolicy(
+    others="send", refuse={"frequency_penalty", "presence_penalty", "logit_bias"}
+)
 
 COMPATIBLE: tuple[OpenAICompatible, ...] = (
     # -- hosted inference --------------------------------------------------
@@ -155,6 +160,7 @@ COMPATIBLE: tuple[OpenAICompatible, ...] = (
         name="cerebras",
         base_url="https://api.cerebras.ai/v1",
         key_envs=("CEREBRAS_API_KEY",),
+        params={**SPEAKS_OPENAI, "chat": CEREBRAS_CHAT},
     ),
     OpenAICompatible(
         name="deepinfra",
@@ -357,4 +363,4 @@ COMPATIBLE: tuple[OpenAICompatible, ...] = (
     ),
 )
 
-__all__ = ["CHAT", "COMPATIBLE", "GROQ_CHAT", "MISTRAL_CHAT", "OWNER"]
+__all__ = ["CEREBRAS_CHAT", "CHAT", "COMPATIBLE", "GROQ_CHAT", "MISTRAL_CHAT", "OWNER"]

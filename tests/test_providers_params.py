@@ -3,8 +3,8 @@
 Each provider's handling was checked against its API reference: Anthropic's
 Messages API (structured outputs under ``output_config.format``), Gemini's
 ``generateContent`` (``mediaResolution``), Mistral's chat completions
-(``random_seed``), Groq's OpenAI-compatibility page, Azure's API versions
-(the developer role), Cohere's v2 chat. The bodies below are compared field
+(``random_seed``), Groq's and Cerebras' OpenAI-compatibility pages, Azure's
+API versions (the developer role), Cohere's v2 chat. The bodies below are compared field
 by field with the shapes those references document, and every parameter a
 provider refuses is refused before any I/O, or dropped and logged with
 ``drop_params=True``.
@@ -36,6 +36,12 @@ pytestmark = pytest.mark.anyio
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 ROWS = {row.name: row for row in COMPATIBLE}
+# The compatible rows whose chat policy was checked against the provider's reference.
+CHECKED_ROWS = {
+    name: row
+    for name, row in ROWS.items()
+    if (policy := chat_policy(row)) is not None and not policy.speaks_openai
+}
 MISTRAL, GROQ, TOGETHER = ROWS["mistral"], ROWS["groq"], ROWS["together"]
 HI = [{"role": "user", "content": "hi"}]
 
@@ -46,6 +52,9 @@ def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, "test-key-0123456789")
     for name in ("MISTRAL_API_KEY", "GROQ_API_KEY", "TOGETHER_API_KEY", "AZURE_OPENAI_API_KEY"):
         monkeypatch.setenv(name, "test-key-0123456789")
+    for row in CHECKED_ROWS.values():
+        for env in row.key_envs or ():
+            monkeypatch.setenv(env, "test-key-0123456789")
 
 
 def chat(
@@ -121,8 +130,7 @@ POLICED: dict[str, Adapter] = {
     "gemini": GEMINI,
     "ollama": OLLAMA,
     "cohere": COHERE,
-    "mistral": MISTRAL,
-    "groq": GROQ,
+    **CHECKED_ROWS,
 }
 
 
@@ -469,6 +477,63 @@ async def test_groq_takes_n_of_one_only() -> None:
     assert body(GROQ, chat("groq", n=1))["n"] == 1
     with pytest.raises(errors.InvalidRequestError, match="n=2"):
         GROQ.build(chat("groq", n=2))
+
+
+ROW_REFUSALS = [(name, param) for name, param in REFUSED if name in CHECKED_ROWS]
+
+
+def never_called(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"a refused call reached the network: {request.url}")
+
+
+def chat_reply(seen: list[httpx.Request]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        choice = {"index": 0, "message": {"role": "assistant", "content": "ok"}}
+        reply = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m"}
+        return httpx.Response(200, json={**reply, "choices": [{**choice, "finish_reason": "stop"}]})
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize(("name", "param"), ROW_REFUSALS)
+async def test_a_checked_row_refuses_through_the_pipeline_before_any_io(
+    name: str, param: str
+) -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(never_called)) as client:
+        pipe = Pipeline(registry=ProviderRegistry([ROWS[name]]), http_client=client)
+        with pytest.raises(errors.InvalidRequestError) as caught:
+            await pipe.acompletion(f"{name}/some-model", HI, **{param: SAMPLES[param]})
+    assert param in caught.value.message and name in caught.value.message
+    assert caught.value.provider == name
+
+
+@pytest.mark.parametrize(("name", "param"), ROW_REFUSALS)
+async def test_a_checked_row_sends_the_rest_without_what_drop_params_dropped(
+    name: str, param: str
+) -> None:
+    seen: list[httpx.Request] = []
+    async with httpx.AsyncClient(transport=chat_reply(seen)) as client:
+        pipe = Pipeline(registry=ProviderRegistry([ROWS[name]]), http_client=client)
+        response = await pipe.acompletion(
+            f"{name}/some-model", HI, temperature=0.2, drop_params=True, **{param: SAMPLES[param]}
+        )
+    assert response.choices[0].message.content == "ok"
+    [request] = seen
+    sent = json.loads(request.content)
+    assert param not in sent
+    assert (sent["model"], sent["temperature"]) == ("some-model", 0.2)
+
+
+async def test_cerebras_refuses_the_penalties_even_at_zero_and_sends_the_rest() -> None:
+    cerebras = ROWS["cerebras"]
+    penalties: dict[str, Any] = {"frequency_penalty": 0.0, "presence_penalty": 0.0}
+    for param, zero in penalties.items():  # a 400 whenever supplied
+        with pytest.raises(errors.InvalidRequestError, match=param):
+            cerebras.build(chat("cerebras", **{param: zero}))
+    params: dict[str, Any] = {"seed": 7, "logprobs": True, "top_logprobs": 2, "n": 1}
+    sent = body(cerebras, chat("cerebras", **params, parallel_tool_calls=False))
+    assert sent == {"model": "m", "messages": HI, **params, "parallel_tool_calls": False}
 
 
 async def test_openai_keeps_developer_and_every_parameter() -> None:
