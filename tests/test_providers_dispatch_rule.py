@@ -20,6 +20,7 @@ import pytest
 from pipeline import Pipeline, Request
 from providers import ProviderRegistry
 from providers.openai_compatible import ALL_ENDPOINTS, OpenAICompatible
+from tests._source import parse_source
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("pipeline", "middlewares", "providers", "gateway")
@@ -37,7 +38,7 @@ def name_comparisons(source: str) -> list[int]:
     """Lines where an ``if``/``elif`` (or ``x if ... else y``) compares a provider,
     vendor or endpoint name with ``==`` to a string written in the code."""
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse_source(source)):
         if not isinstance(node, ast.If | ast.IfExp):
             continue
         for compare in ast.walk(node.test):

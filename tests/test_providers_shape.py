@@ -38,6 +38,7 @@ from providers.mock import echo_handler, mock_provider
 from providers.ollama import OLLAMA
 from providers.openai import OPENAI
 from providers.openai_compatible import OpenAICompatible
+from tests._source import parse_source
 
 pytestmark = pytest.mark.anyio
 
@@ -48,7 +49,7 @@ HI = [{"role": "user", "content": "hi"}]
 
 
 def _core_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = parse_source(path.read_text(encoding="utf-8"))
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
