@@ -90,11 +90,16 @@ class Call:
         self.generation.keyring.admit(self.key, model)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+_READ = frozenset({b"x-request-id", b"authorization", b"content-length"})
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The request headers the guard reads, in one pass (the first of each)."""
+    found: dict[bytes, str] = {}
     for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
+        if key in _READ and key not in found:
+            found[key] = bytes(value).decode("latin-1")
+    return found
 
 
 async def send_json(send: Send, status: int, data: bytes, headers: list[Any]) -> None:
@@ -119,7 +124,8 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = _header(scope, b"x-request-id")
+        read = _headers(scope)
+        given = read.get(b"x-request-id")
         request_id = given if given and _SANE_ID.match(given) else "req_" + secrets.token_hex(12)
         id_header = (b"x-request-id", request_id.encode())
         status = 500
@@ -140,13 +146,13 @@ class Guard:
             data = _json(body("the gateway is not ready", "server_error", "not_ready"))
             await send_json(send, 503, data, [id_header])
             return
-        key = generation.keyring.authenticate(_header(scope, b"authorization"))
+        key = generation.keyring.authenticate(read.get(b"authorization"))
         if key is None:
             headers = [id_header, (b"www-authenticate", b"Bearer")]
             await send_json(send, 401, _json(UNAUTHORIZED), headers)
             return
         limit = generation.server.max_body_bytes
-        length = _header(scope, b"content-length")
+        length = read.get(b"content-length")
         if length is None:
             receive = capped(receive, limit)
         elif not length.isdigit() or int(length) > limit:
